@@ -1,0 +1,40 @@
+"""Argument parsing and dispatch for the `ar1` command.
+
+Each subcommand is a module with `add_parser(subparsers)` that registers its arguments and sets
+`func(args) -> int`. Subcommand modules import their heavy dependencies (torch, rclpy) inside
+`func`, so `ar1 --help` stays fast and works without them.
+"""
+import argparse
+import importlib
+import sys
+from typing import Optional, Sequence
+
+import ar1_ros
+
+# Module paths of the subcommands, in the order `ar1 --help` lists them.
+SUBCOMMANDS = (
+    'ar1_ros.cli.doctor',
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser of `ar1` with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog='ar1',
+        description='Run, replay, evaluate and train NVIDIA Alpamayo-R1 (AR1) with ROS 2.',
+    )
+    parser.add_argument('--version', action='version', version=f'ar1_ros {ar1_ros.__version__}')
+    subparsers = parser.add_subparsers(dest='command', metavar='COMMAND')
+    for module_name in SUBCOMMANDS:
+        importlib.import_module(module_name).add_parser(subparsers)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run `ar1` with `argv` (default: sys.argv[1:]) and return the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    return int(args.func(args))
