@@ -3,6 +3,7 @@ from pathlib import Path
 import textwrap
 
 import pytest
+
 from tools.layering import check_tree
 
 ROOT = Path(__file__).resolve().parents[1]
