@@ -31,16 +31,28 @@ fi
 # (/opt/python/cp3XX-cp3XX/...); point them at this interpreter's (environment.md §3).
 INC=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 NPI=$("$PY" -c 'import numpy; print(numpy.get_include())')
-grep -rlE '/opt/python/cp3[0-9]+-cp3[0-9]+' "$VENV"/share/*/cmake 2>/dev/null | xargs -r sed -i -E \
+# (grep finds nothing once patched; `|| true` keeps pipefail from ending the script there.)
+{ grep -rlE '/opt/python/cp3[0-9]+-cp3[0-9]+' "$VENV"/share/*/cmake 2>/dev/null || true; } \
+  | xargs -r sed -i -E \
   -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/include/python3\.[0-9]+#$INC#g" \
   -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/lib/python3\.[0-9]+/site-packages/numpy/_core/include#$NPI#g"
 
 export PATH=$VENV/bin:$PATH CMAKE_PREFIX_PATH=$VENV AMENT_PREFIX_PATH=$VENV
-cmake -S "$ROOT" -B "$BUILD" -DCMAKE_INSTALL_PREFIX="$VENV" -DPython3_EXECUTABLE="$PY" \
-  -DAR1_INSTALL_PYTHON_SOURCES=OFF -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release \
-  --log-level=WARNING >/dev/null
-cmake --build "$BUILD" -j"$(nproc)" -- --no-print-directory >/dev/null
-cmake --install "$BUILD" >/dev/null
+mkdir -p "$BUILD"
+LOG=$BUILD/build_msgs.log
+: > "$LOG"
+# Run a build step with its output in $LOG; on failure show why, not just an exit code.
+step() {
+  if ! "$@" >>"$LOG" 2>&1; then
+    echo "build_msgs: '$*' failed; last lines of $LOG:" >&2
+    tail -n 40 "$LOG" >&2
+    exit 1
+  fi
+}
+step cmake -S "$ROOT" -B "$BUILD" -DCMAKE_INSTALL_PREFIX="$VENV" -DPython3_EXECUTABLE="$PY" \
+  -DAR1_INSTALL_PYTHON_SOURCES=OFF -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release
+step cmake --build "$BUILD" -j"$(nproc)"
+step cmake --install "$BUILD"
 
 # rosidl installs the generated modules as a package `ar1_ros` with an empty __init__.py and an
 # egg-info. Both would shadow the editable checkout (a regular package found first on sys.path
