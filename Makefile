@@ -1,15 +1,13 @@
-# ar1_ros developer commands. The two a fresh machine needs: `make demo` and `make test`
-# (both run `make setup` first). Everything lives in .venv; nothing is installed system-wide.
+# ar1_ros developer commands. A fresh machine needs `make test` (and `make demo` once the demo
+# issue lands); both run `make setup` first. Everything lives in .venv, nothing system-wide.
 
 PYTHON ?= python3.11
 VENV   ?= .venv
 VPY    := $(VENV)/bin/python
 PIP    := $(VPY) -m pip
 
-# Tests talk DDS on this host only, on a domain of their own (test/conftest.py also sets these).
-export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
-export HF_HUB_OFFLINE := 1
-export TRANSFORMERS_OFFLINE := 1
+# DDS on localhost, a random ROS_DOMAIN_ID and offline Hugging Face: test/conftest.py sets them
+# for every pytest run, however it is started.
 
 .PHONY: help setup venv deps msgs test lint lock clean
 

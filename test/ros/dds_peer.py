@@ -61,29 +61,22 @@ def dict_to_message(cls, values):
     return msg
 
 
-def talk(node, spec_path, stop):
-    """Publish the spec's messages every 0.1 s until the process is terminated."""
+def talk(node, spec_path):
+    """Publish the spec's messages every 0.1 s; the test terminates the process."""
     spec = json.loads(Path(spec_path).read_text())
     pubs = {key: (node.create_publisher(cls, topic, QOS), dict_to_message(cls, spec[key]))
             for key, (topic, cls) in TOPICS.items()}
     node.create_timer(0.1, lambda: [pub.publish(msg) for pub, msg in pubs.values()])
-    return lambda: stop['flag']
+    return {}
 
 
-def listen(node, out_path, stop):
-    """Record the first message of each topic; done once both arrived and were written."""
+def listen(node):
+    """Subscribe to every topic; return the dict that collects the first message of each."""
     received = {}
-
-    def on_message(key, msg):
-        received.setdefault(key, message_to_dict(msg))
-        if len(received) == len(TOPICS):
-            with open(out_path, 'w') as f:
-                json.dump(received, f)
-            stop['flag'] = True
-
     for key, (topic, cls) in TOPICS.items():
-        node.create_subscription(cls, topic, lambda m, k=key: on_message(k, m), QOS)
-    return lambda: stop['flag']
+        node.create_subscription(
+            cls, topic, lambda m, k=key: received.setdefault(k, message_to_dict(m)), QOS)
+    return received
 
 
 def main():
@@ -92,15 +85,15 @@ def main():
     parser.add_argument('path')
     parser.add_argument('--timeout', type=float, default=30.0)
     args = parser.parse_args()
-    stop = {'flag': False}
     rclpy.init()
     node = rclpy.create_node(f'ar1_test_{args.mode}er')
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    done = (talk if args.mode == 'talk' else listen)(node, args.path, stop)
+    received = talk(node, args.path) if args.mode == 'talk' else listen(node)
     deadline = time.monotonic() + args.timeout
     try:
-        while not done() and time.monotonic() < deadline:
+        # A talker never completes `received`: it runs until terminated or the deadline.
+        while len(received) < len(TOPICS) and time.monotonic() < deadline:
             executor.spin_once(timeout_sec=0.05)
     except (ExternalShutdownException, KeyboardInterrupt):
         pass  # rclpy's SIGTERM/SIGINT handler shut the context down: the test stopped us
@@ -108,7 +101,10 @@ def main():
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
-    return 0 if args.mode == 'talk' or stop['flag'] else 1
+    if args.mode == 'talk':
+        return 0
+    Path(args.path).write_text(json.dumps(received))
+    return 0 if len(received) == len(TOPICS) else 1
 
 
 if __name__ == '__main__':
