@@ -13,5 +13,7 @@ setup(
     license='Apache-2.0',
     python_requires='>=3.11',
     packages=find_packages(include=('ar1_ros', 'ar1_ros.*')),
+    # The shipped backbone architecture (ar1_ros/model/configs) is data the loader reads.
+    package_data={'ar1_ros.model': ['configs/*/*.json', 'configs/*/*.md']},
     entry_points={'console_scripts': ['ar1 = ar1_ros.cli:main']},
 )

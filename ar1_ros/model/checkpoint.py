@@ -1,0 +1,105 @@
+"""Reading and writing AR1 weights in the official format: safetensors, optionally sharded.
+
+Only safetensors are read (never pickle). Every tensor of the model must be present with its
+exact shape and no unknown tensor may be present; the one tolerated gap is the 7 buffers that
+some releases do not store (normalisation statistics, Fourier frequencies, spec §2.2), which are
+then rebuilt from the config.
+"""
+import json
+from pathlib import Path
+from typing import Dict, List
+
+from safetensors import safe_open
+from safetensors.torch import save_file
+import torch
+
+from ar1_ros.model.config import CheckpointError
+
+SINGLE = 'model.safetensors'
+INDEX = 'model.safetensors.index.json'
+PICKLE_SUFFIXES = ('.bin', '.pt', '.pth', '.ckpt', '.pkl')
+# Buffers some releases omit (Alpamayo 1.5 made them non-persistent); rebuilt from config.
+OPTIONAL_BUFFERS = frozenset({
+    'action_space.accel_mean', 'action_space.accel_std', 'action_space.curvature_mean',
+    'action_space.curvature_std', 'action_in_proj.sinus.0.freqs', 'action_in_proj.sinus.1.freqs',
+    'action_in_proj.timestep_fourier_encoder.freqs',
+})
+
+
+def weight_files(folder: Path) -> List[Path]:
+    """Return the safetensors files of a checkpoint folder (one file, or the index's shards)."""
+    folder = Path(folder)
+    if (folder / INDEX).is_file():
+        index = json.loads((folder / INDEX).read_text())
+        names = sorted(set(index.get('weight_map', {}).values()))
+        missing = [n for n in names if not (folder / n).is_file()]
+        if not names or missing:
+            listed = missing or 'none listed'
+            raise CheckpointError(f'{folder / INDEX}: shard files missing: {listed}')
+        return [folder / n for n in names]
+    if (folder / SINGLE).is_file():
+        return [folder / SINGLE]
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise CheckpointError(
+            f'{folder}: only pickle weights found ({", ".join(pickles)}); pickle files can run '
+            'arbitrary code and are refused: convert them to safetensors first')
+    raise CheckpointError(f'{folder}: no {SINGLE} or {INDEX}')
+
+
+def read_tensors(folder: Path, dtype: torch.dtype, device: str = 'cpu') -> Dict[str, torch.Tensor]:
+    """Read all tensors of a checkpoint; floating ones are cast to `dtype`."""
+    tensors: Dict[str, torch.Tensor] = {}
+    for path in weight_files(folder):
+        with safe_open(str(path), framework='pt', device=str(device)) as handle:
+            for name in handle.keys():  # noqa: SIM118 (safe_open is not iterable)
+                if name in tensors:
+                    raise CheckpointError(f'{path.name}: tensor {name} is stored twice')
+                tensor = handle.get_tensor(name)
+                tensors[name] = tensor.to(dtype) if tensor.is_floating_point() else tensor
+    return tensors
+
+
+def load_into(model: torch.nn.Module, tensors: Dict[str, torch.Tensor]) -> None:
+    """Assign checkpoint tensors to `model` after checking names and shapes, all or nothing."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors) - OPTIONAL_BUFFERS)
+    extra = sorted(set(tensors) - set(expected))
+    problems = []
+    if missing:
+        problems.append(f'{len(missing)} missing tensor(s), e.g. {missing[:5]}')
+    if extra:
+        problems.append(f'{len(extra)} unexpected tensor(s), e.g. {extra[:5]}')
+    shapes = [f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(expected[k].shape)}'
+              for k, v in tensors.items() if k in expected and v.shape != expected[k].shape]
+    if shapes:
+        problems.append(f'{len(shapes)} shape mismatch(es): {shapes[:5]}')
+    if problems:
+        raise CheckpointError('checkpoint does not match the model: ' + '; '.join(problems))
+    model.load_state_dict(tensors, strict=False, assign=True)
+
+
+def save_tensors(model: torch.nn.Module, folder: Path, max_shard_bytes: int = 5 * 2**30) -> None:
+    """Write the state dict as `model.safetensors`, or as shards plus an index if it is large."""
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    shards: List[Dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for name in sorted(state):
+        nbytes = state[name].numel() * state[name].element_size()
+        if shards[-1] and size + nbytes > max_shard_bytes:
+            shards.append({})
+            size = 0
+        shards[-1][name] = state[name]
+        size += nbytes
+    metadata = {'format': 'pt'}
+    if len(shards) == 1:
+        save_file(shards[0], str(Path(folder) / SINGLE), metadata=metadata)
+        return
+    weight_map = {}
+    for i, shard in enumerate(shards, start=1):
+        name = f'model-{i:05d}-of-{len(shards):05d}.safetensors'
+        save_file(shard, str(Path(folder) / name), metadata=metadata)
+        weight_map.update(dict.fromkeys(shard, name))
+    total = sum(v.numel() * v.element_size() for v in state.values())
+    index = {'metadata': {'total_size': total}, 'weight_map': dict(sorted(weight_map.items()))}
+    (Path(folder) / INDEX).write_text(json.dumps(index, indent=2) + '\n')

@@ -1,0 +1,136 @@
+"""The predict pipeline: prompt -> CoC rollout -> flow-matching actions -> trajectory.
+
+Stages are timed with a monotonic clock (synchronising the GPU first, so each stage is charged
+its own work).
+"""
+import dataclasses
+import time
+from typing import Dict, Optional
+
+import torch
+
+from ar1_ros.model.conditioning import expert_conditioning
+from ar1_ros.model.config import AR1Config
+from ar1_ros.model.generation import Sampling, StopTokens, rollout
+from ar1_ros.model.image_processing import ImageProcessor
+from ar1_ros.model.network import AR1Network
+from ar1_ros.model.prediction import Prediction, check_history, check_images, check_noise
+from ar1_ros.model.prompt import TokenIds, build_prompt_ids, decode_reasoning, fuse_history_tokens
+
+
+@dataclasses.dataclass
+class Preprocessor:
+    """Everything between raw inputs and backbone inputs; shared by inference and training."""
+
+    config: AR1Config
+    tokenizer: object
+    ids: TokenIds
+    images: ImageProcessor
+
+    def history_token_ids(self, xyz: torch.Tensor, hist_tokenizer) -> torch.Tensor:
+        """Ego history (16, 3) -> the 48 history token ids (1, 48)."""
+        bins = hist_tokenizer.encode(xyz[None])
+        return bins + self.ids.hist_token_start
+
+    def prompt(self, images: torch.Tensor, history_ids: torch.Tensor) -> tuple:
+        """Images (N, H, W, 3) uint8 + history ids -> (input_ids (1, L), pixels, grid)."""
+        pixel_values, grid = self.images(images)
+        merge = self.images.merge_size
+        per_image = (grid.prod(-1) // merge**2).tolist()
+        input_ids = build_prompt_ids(self.tokenizer, per_image,
+                                     n_history_tokens=history_ids.shape[-1])
+        input_ids = fuse_history_tokens(input_ids, history_ids, self.ids.traj_history)
+        return input_ids, pixel_values, grid
+
+
+class _Clock:
+    """Per-stage wall time on a monotonic clock."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.timings: Dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+        now = time.perf_counter()
+        self.timings[stage] = now - self._last
+        self._last = now
+
+
+def run_predict(net: AR1Network, pre: Preprocessor, images, ego_xyz, ego_rot, *,
+                num_samples: int, num_flow_steps: Optional[int], noise, greedy: bool,
+                temperature: float, top_p: float, max_reasoning_tokens: int,
+                generator: Optional[torch.Generator]) -> Prediction:
+    """Run AR1 on one observation; see AR1Model.predict for the arguments."""
+    if num_samples < 1:
+        raise ValueError(f'num_samples must be >= 1, got {num_samples}')
+    if num_flow_steps is not None and num_flow_steps < 1:
+        raise ValueError(f'num_flow_steps must be >= 1, got {num_flow_steps}')
+    sampling = Sampling(greedy, temperature, top_p, max_reasoning_tokens)
+    device = net.action_out_proj.weight.device
+    images, (xyz, rot) = check_images(images), check_history(ego_xyz, ego_rot)
+    noise = check_noise(noise, num_samples, net.action_dims)
+    clock = _Clock(device)
+    hist_ids = pre.history_token_ids(xyz, net.hist_tokenizer)
+    input_ids, pixels, grid = pre.prompt(images, hist_ids)
+    pixels = pixels.to(device, net.vlm.dtype)
+    clock.lap('preprocess')
+    stops = StopTokens(pre.ids.traj_token_start, int(pre.config.traj_vocab_size),
+                       pre.ids.traj_future_start, pre.ids.eos, pre.ids.pad)
+    roll = rollout(net.vlm, input_ids.to(device), pixels, grid.to(device), num_samples, stops,
+                   sampling, generator)
+    clock.lap('reasoning')
+    actions = flow_actions(net, roll, pre.ids.traj_future_start, noise, num_flow_steps,
+                           generator)
+    clock.lap('flow_matching')
+    result = _finish(net, pre, roll, actions, xyz.to(device), rot.to(device))
+    clock.lap('postprocess')
+    result.timings = dict(clock.timings, total=sum(clock.timings.values()))
+    return result
+
+
+def flow_actions(net: AR1Network, roll, stop_id: int, noise: Optional[torch.Tensor],
+                 num_steps: Optional[int], generator: Optional[torch.Generator]) -> tuple:
+    """Euler-integrate the expert's velocity from noise; return (actions (S,64,2), found)."""
+    samples = roll.sequences.shape[0]
+    cache_len = roll.cache.get_seq_length()
+    dtype = net.expert.norm.weight.dtype
+    cond = expert_conditioning(roll.sequences, cache_len, stop_id, roll.rope_delta,
+                               net.action_dims[0], dtype=dtype)
+    device = roll.sequences.device
+    if noise is None:
+        noise = torch.randn((samples, *net.action_dims), generator=generator,
+                            device=generator.device if generator is not None else 'cpu')
+    noise = noise.to(device, torch.float32)
+
+    def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return net.expert_velocity(x, t, roll.cache, cond.position_ids, cond.mask)
+
+    actions = net.diffusion.sample(velocity, noise, num_steps=num_steps)
+    return actions, cond.found
+
+
+def _finish(net: AR1Network, pre: Preprocessor, roll, flow: tuple, xyz: torch.Tensor,
+            rot: torch.Tensor) -> Prediction:
+    """Turn normalised actions into trajectories and decode each sample's reasoning."""
+    actions, found = flow
+    samples = actions.shape[0]
+    hist_xyz = xyz[None].expand(samples, -1, -1)
+    hist_rot = rot[None].expand(samples, -1, -1, -1)
+    traj_xyz, traj_rot = net.action_space.action_to_traj(actions, hist_xyz, hist_rot)
+    accel, curvature = net.action_space.denormalize(actions)
+    generated = [_until_stop(ids, pre.ids.traj_future_start)
+                 for ids in roll.sequences[:, roll.prompt_len:].tolist()]
+    texts = [decode_reasoning(pre.tokenizer, ids) for ids in generated]
+    return Prediction(
+        trajectory_xyz=traj_xyz.float().cpu(), trajectory_rot=traj_rot.float().cpu(),
+        actions=torch.stack([accel, curvature], dim=-1).float().cpu(), reasoning=texts,
+        token_ids=generated, timings={}, stop_found=found.tolist(),
+        normalized_actions=actions.float().cpu())
+
+
+def _until_stop(ids: list, stop_id: int) -> list:
+    """Return the ids up to and including the first stop token (the rest is never used)."""
+    return ids[:ids.index(stop_id) + 1] if stop_id in ids else ids
