@@ -139,8 +139,16 @@ def build_expert(text_config, expert_cfg: Dict[str, Any]) -> torch.nn.Module:
                 f'expert_cfg.{key}={value} differs from the backbone ({getattr(config, key)}); '
                 'the expert attends to the backbone KV cache and needs the same value')
         setattr(config, key, value)
-    if getattr(config, 'head_dim', None) != getattr(text_config, 'head_dim', None):
-        raise CheckpointError('expert_cfg.head_dim must equal the backbone head_dim')
+    if _head_dim(config) != _head_dim(text_config):
+        raise CheckpointError(
+            f'expert head_dim {_head_dim(config)} differs from the backbone head_dim '
+            f'{_head_dim(text_config)}; set expert_cfg so both match')
     expert = AutoModel.from_config(config)
     del expert.embed_tokens
     return expert
+
+
+def _head_dim(text_config) -> int:
+    """Per-head width: the explicit `head_dim` (Qwen3) or hidden_size / heads (Qwen2.5)."""
+    explicit = getattr(text_config, 'head_dim', None)
+    return explicit or text_config.hidden_size // text_config.num_attention_heads

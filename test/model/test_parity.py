@@ -9,6 +9,7 @@ import torch
 from ar1_ros.model import AR1Model
 from ar1_ros.model.conditioning import expert_conditioning
 from ar1_ros.model.generation import Sampling, StopTokens, rollout
+from ar1_ros.model.inference import flow_actions
 from ar1_ros.model.prompt import build_prompt_ids, fuse_history_tokens
 from model.golden import BASE_VLM, CASES, CHECKPOINT, load
 
@@ -95,7 +96,7 @@ def test_expert_conditioning_and_teacher_forced_velocity(model, case):
 def test_predict_end_to_end(model, case):
     meta, tensors = case
     if meta['prompt_fed_cot']:
-        pytest.skip('prompt-fed CoC cases are covered stage by stage (predict writes its own CoC)')
+        pytest.skip('predict() writes its own CoC: see test_prompt_fed_cot_end_to_end')
     images, xyz, rot = _inputs(tensors)
     pred = model.predict(images, xyz.numpy(), rot, num_samples=meta['num_traj_samples'],
                          noise=tensors['diffusion/noise'], greedy=True,
@@ -115,3 +116,18 @@ def test_predict_end_to_end(model, case):
     assert pred.token_ids == expected_ids
     assert all(pred.stop_found)
     assert set(pred.timings) >= {'preprocess', 'reasoning', 'flow_matching', 'total'}
+
+
+def test_prompt_fed_cot_end_to_end(model):
+    """A CoC given in the prompt (case_001): the expert must mask what is generated after it."""
+    meta, tensors = load('cases/case_001')
+    *_, roll = _rollout(model, meta, tensors)
+    net, stop = model.network, model.preprocessor.ids.traj_future_start
+    with torch.inference_mode():
+        actions, found = flow_actions(net, roll, stop, tensors['diffusion/noise'], None, None)
+        _, xyz, rot = _inputs(tensors)
+        traj_xyz, traj_rot = net.action_space.action_to_traj(actions, xyz[None], rot[None])
+    assert found.tolist() == [True]
+    torch.testing.assert_close(actions, tensors['diffusion/sampled_action'], rtol=0, atol=1e-5)
+    torch.testing.assert_close(traj_xyz, tensors['outputs/pred_xyz'][0, 0], rtol=0, atol=1e-4)
+    torch.testing.assert_close(traj_rot, tensors['outputs/pred_rot'][0, 0], rtol=0, atol=1e-5)
