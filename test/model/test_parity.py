@@ -93,10 +93,11 @@ def test_expert_conditioning_and_teacher_forced_velocity(model, case):
     assert roll.cache.get_seq_length() == meta['prefill_cache_len']
 
 
-def test_predict_end_to_end(model, case):
-    meta, tensors = case
-    if meta['prompt_fed_cot']:
-        pytest.skip('predict() writes its own CoC: see test_prompt_fed_cot_end_to_end')
+# predict() writes its own CoC; the prompt-fed case_001 is test_prompt_fed_cot_end_to_end.
+@pytest.mark.parametrize('name', ['case_000', 'case_002'])
+def test_predict_end_to_end(model, name):
+    meta, tensors = load(f'cases/{name}')
+    assert not meta['prompt_fed_cot']
     images, xyz, rot = _inputs(tensors)
     pred = model.predict(images, xyz.numpy(), rot, num_samples=meta['num_traj_samples'],
                          noise=tensors['diffusion/noise'], greedy=True,
