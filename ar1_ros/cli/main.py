@@ -14,6 +14,7 @@ import ar1_ros
 # Module paths of the subcommands, in the order `ar1 --help` lists them.
 SUBCOMMANDS = (
     'ar1_ros.cli.doctor',
+    'ar1_ros.cli.check_model',
 )
 
 

@@ -61,7 +61,8 @@ class AR1Model:
         config = load_config(folder)
         source = resolve_backbone(config.vlm_name_or_path, folder, vlm_path)
         network = build_network(config, source, dtype)
-        checkpoint.load_into(network, checkpoint.read_tensors(folder, dtype))
+        # Tensors go straight to `device`: a 22 GB checkpoint never sits in host RAM at once.
+        checkpoint.load_into(network, checkpoint.read_tensors(folder, dtype, device))
         network.to(device).eval().requires_grad_(False)
         return cls(network, source, load_preprocessor(config, source))
 

@@ -7,7 +7,7 @@ then rebuilt from the config.
 """
 import json
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple, Union
 
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -47,8 +47,9 @@ def weight_files(folder: Path) -> List[Path]:
     raise CheckpointError(f'{folder}: no {SINGLE} or {INDEX}')
 
 
-def read_tensors(folder: Path, dtype: torch.dtype, device: str = 'cpu') -> Dict[str, torch.Tensor]:
-    """Read all tensors of a checkpoint; floating ones are cast to `dtype`."""
+def read_tensors(folder: Path, dtype: torch.dtype,
+                 device: Union[str, torch.device] = 'cpu') -> Dict[str, torch.Tensor]:
+    """Read all tensors of a checkpoint onto `device`; floating ones are cast to `dtype`."""
     tensors: Dict[str, torch.Tensor] = {}
     for path in weight_files(folder):
         with safe_open(str(path), framework='pt', device=str(device)) as handle:
@@ -60,22 +61,38 @@ def read_tensors(folder: Path, dtype: torch.dtype, device: str = 'cpu') -> Dict[
     return tensors
 
 
-def load_into(model: torch.nn.Module, tensors: Dict[str, torch.Tensor]) -> None:
-    """Assign checkpoint tensors to `model` after checking names and shapes, all or nothing."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors) - OPTIONAL_BUFFERS)
-    extra = sorted(set(tensors) - set(expected))
+def read_shapes(folder: Path) -> Dict[str, Tuple[Tuple[int, ...], str]]:
+    """Return {name: (shape, dtype)} from the safetensors headers only (no tensor data read)."""
+    found: Dict[str, Tuple[Tuple[int, ...], str]] = {}
+    for path in weight_files(folder):
+        with safe_open(str(path), framework='pt') as handle:
+            for name in handle.keys():  # noqa: SIM118 (safe_open is not iterable)
+                piece = handle.get_slice(name)
+                found[name] = (tuple(piece.get_shape()), piece.get_dtype())
+    return found
+
+
+def check_shapes(model: torch.nn.Module, shapes: Dict[str, Tuple[int, ...]]) -> None:
+    """Raise CheckpointError if names or shapes differ from `model` (optional buffers aside)."""
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    missing = sorted(set(expected) - set(shapes) - OPTIONAL_BUFFERS)
+    extra = sorted(set(shapes) - set(expected))
     problems = []
     if missing:
         problems.append(f'{len(missing)} missing tensor(s), e.g. {missing[:5]}')
     if extra:
         problems.append(f'{len(extra)} unexpected tensor(s), e.g. {extra[:5]}')
-    shapes = [f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(expected[k].shape)}'
-              for k, v in tensors.items() if k in expected and v.shape != expected[k].shape]
-    if shapes:
-        problems.append(f'{len(shapes)} shape mismatch(es): {shapes[:5]}')
+    wrong = [f'{k}: checkpoint {tuple(v)} vs model {expected[k]}'
+             for k, v in shapes.items() if k in expected and tuple(v) != expected[k]]
+    if wrong:
+        problems.append(f'{len(wrong)} shape mismatch(es): {wrong[:5]}')
     if problems:
         raise CheckpointError('checkpoint does not match the model: ' + '; '.join(problems))
+
+
+def load_into(model: torch.nn.Module, tensors: Dict[str, torch.Tensor]) -> None:
+    """Assign checkpoint tensors to `model` after checking names and shapes, all or nothing."""
+    check_shapes(model, {k: tuple(v.shape) for k, v in tensors.items()})
     model.load_state_dict(tensors, strict=False, assign=True)
 
 
