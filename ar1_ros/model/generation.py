@@ -41,7 +41,7 @@ class Rollout:
     prompt_len: int
     cache: DynamicCache
     rope_delta: int
-    logits: List[torch.Tensor]  # per step (S, V), trajectory ids masked with -inf
+    logits: List[torch.Tensor]  # per step (S, V), masked; only when keep_logits (tests)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,8 +88,13 @@ def choose(scores: torch.Tensor, sampling: Sampling,
 
 def rollout(vlm, input_ids: torch.Tensor, pixel_values: torch.Tensor,
             image_grid_thw: torch.Tensor, num_samples: int, tokens: StopTokens,
-            sampling: Sampling, generator: Optional[torch.Generator] = None) -> Rollout:
-    """Generate `num_samples` CoC continuations of one prompt (1, L)."""
+            sampling: Sampling, generator: Optional[torch.Generator] = None,
+            keep_logits: bool = False) -> Rollout:
+    """Generate `num_samples` CoC continuations of one prompt (1, L).
+
+    keep_logits keeps every step's (S, V) logits for parity checks; off by default because at
+    the release vocabulary (155,697) 256 steps would hold ~160 MB per sample.
+    """
     logits, cache, delta = prefill(vlm, input_ids, pixel_values, image_grid_thw)
     if num_samples > 1:
         cache.batch_repeat_interleave(num_samples)
@@ -101,7 +106,8 @@ def rollout(vlm, input_ids: torch.Tensor, pixel_values: torch.Tensor,
     stop_seen = torch.zeros_like(finished)
     for step in range(sampling.max_new_tokens):
         logits[:, tokens.traj_start:tokens.traj_start + tokens.traj_count] = float('-inf')
-        step_logits.append(logits)
+        if keep_logits:
+            step_logits.append(logits)
         token = choose(logits, sampling, generator)
         token = torch.where(finished, torch.full_like(token, tokens.pad), token)
         generated.append(token)

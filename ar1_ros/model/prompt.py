@@ -8,7 +8,7 @@ open:
     <|traj_history_start|><|traj_history|>*48<|traj_history_end|>{COC_REQUEST}<|im_end|>\n
     <|im_start|>assistant\n<|cot_start|>
 
-The 48 `<|traj_history|>` placeholders are then replaced by the history token ids. The model
+The 48 `<|traj_history|>` slot tokens are then replaced by the history token ids. The model
 answers `CoC text<|cot_end|><|traj_future_start|>`. Tokenizer set-up lives in tokens.py and
 is re-exported here.
 """
@@ -107,17 +107,17 @@ def build_prompt_ids(tokenizer: PreTrainedTokenizerBase, tokens_per_image: Seque
 
 
 def fuse_history_tokens(input_ids: torch.Tensor, hist_token_ids: torch.Tensor,
-                        placeholder_id: int) -> torch.Tensor:
-    """Replace the history placeholders of input_ids (B, L) by hist_token_ids (B, n), row-major.
+                        slot_id: int) -> torch.Tensor:
+    """Replace the history slot tokens of input_ids (B, L) by hist_token_ids (B, n), row-major.
 
     Returns a new tensor (official `replace_pad_token`, a masked scatter). Raises ValueError
-    unless the placeholder count equals hist_token_ids.numel(): masked_scatter would otherwise
+    unless the slot count equals hist_token_ids.numel(): masked_scatter would otherwise
     silently use only part of the history, or fail with an opaque error.
     """
-    mask = input_ids == placeholder_id
+    mask = input_ids == slot_id
     n_slots, n_ids = int(mask.sum()), hist_token_ids.numel()
     if n_slots != n_ids:
-        raise ValueError(f'{n_slots} history placeholders ({placeholder_id}) in input_ids but '
+        raise ValueError(f'{n_slots} history slot tokens ({slot_id}) in input_ids but '
                          f'{n_ids} history token ids')
     return input_ids.masked_scatter(mask, hist_token_ids.to(input_ids))
 

@@ -91,7 +91,7 @@ class TokenIds:
     `<iK>` tokens: [traj_token_start, traj_token_start + traj_vocab_size); the future
     trajectory bins come first (future_vocab_size of them), the history bins start at
     hist_token_start = traj_token_start + future_vocab_size. traj_history / traj_future are
-    the placeholders; eos is `<|im_end|>` (end of a chat turn); vocab_size = len(tokenizer),
+    the slot tokens; eos is `<|im_end|>` (end of a chat turn); vocab_size = len(tokenizer),
     the number of embedding rows.
     """
 

@@ -49,7 +49,8 @@ def _rollout(model, meta, tensors):
     ids = fuse_history_tokens(ids, hist, pre.ids.traj_history)
     with torch.inference_mode():
         roll = rollout(model.network.vlm, ids, pixels, grid, meta['num_traj_samples'],
-                       _stops(model), Sampling(greedy=True, max_new_tokens=MAX_TOKENS))
+                       _stops(model), Sampling(greedy=True, max_new_tokens=MAX_TOKENS),
+                       keep_logits=True)
     return hist, ids, pixels, grid, roll
 
 

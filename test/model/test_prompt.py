@@ -182,7 +182,7 @@ def test_fuse_errors(ids):
     input_ids = torch.tensor([[1, ids.traj_history, 2, ids.traj_history]])
     assert fuse_history_tokens(input_ids, torch.tensor([[7, 9]]), ids.traj_history).tolist() == \
         [[1, 7, 2, 9]]
-    with pytest.raises(ValueError, match='2 history placeholders .* but 3'):
+    with pytest.raises(ValueError, match='2 history slot tokens .* but 3'):
         fuse_history_tokens(input_ids, torch.tensor([[7, 8, 9]]), ids.traj_history)
 
 
