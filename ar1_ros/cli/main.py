@@ -15,6 +15,7 @@ import ar1_ros
 SUBCOMMANDS = (
     'ar1_ros.cli.doctor',
     'ar1_ros.cli.check_model',
+    'ar1_ros.cli.run',
 )
 
 
@@ -34,7 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run `ar1` with `argv` (default: sys.argv[1:]) and return the process exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # ROS arguments (as launch_ros appends them) are not ours to parse: hand them on verbatim.
+    ros_args = argv[argv.index('--ros-args'):] if '--ros-args' in argv else []
+    args = parser.parse_args(argv[:len(argv) - len(ros_args)])
+    args.ros_args = ros_args
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2

@@ -1,0 +1,182 @@
+"""The policy node as users start it (`ar1 run`), in its own process, over real DDS.
+
+This test process is the feeder (synthetic cameras, odometry, /clock) and the listener: it
+drives the lifecycle through the node's services and checks the content and stamps of every
+output, with the fake backend (a test double) and with the tiny real AR1 checkpoint.
+"""
+import math
+import os
+import signal
+import subprocess
+import sys
+
+from lifecycle_msgs.msg import State, Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+import pytest
+from ros.harness import CONFIG, REPO, Harness
+from ros.synthetic import NS, arc_pose, camera_overrides
+import yaml
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+TINY = os.path.join(REPO, 'test', 'fixtures', 'ar1_tiny')
+
+
+def write_params(path, overrides):
+    with open(CONFIG) as f:
+        data = yaml.safe_load(f)
+    params = data['/**']['ros__parameters']
+    for dotted, value in overrides.items():
+        node = params
+        *parents, leaf = dotted.split('.')
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+class NodeProcess:
+    def __init__(self, params_file, log_path):
+        self.log = open(log_path, 'w')  # noqa: SIM115 - closed in stop(), outlives __init__
+        ar1 = os.path.join(os.path.dirname(sys.executable), 'ar1')
+        self.proc = subprocess.Popen(
+            [ar1, 'run', '--params', str(params_file), '--no-autostart', '--ros-args',
+             '-p', 'use_sim_time:=true'], stdout=self.log, stderr=subprocess.STDOUT)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+def call(harness, client, request, timeout=30.0):
+    assert client.wait_for_service(timeout_sec=timeout), f'{client.srv_name} never appeared'
+    future = client.call_async(request)
+    assert harness.wait_for(future.done, timeout=timeout), f'{client.srv_name} did not answer'
+    return future.result()
+
+
+def transition(harness, client, transition_id):
+    return call(harness, client, ChangeState.Request(
+        transition=Transition(id=transition_id))).success
+
+
+def state(harness, client):
+    return call(harness, client, GetState.Request()).current_state.id
+
+
+def stamp_ns(msg):
+    return msg.header.stamp.sec * NS + msg.header.stamp.nanosec
+
+
+@pytest.fixture
+def session(tmp_path):
+    started = []
+
+    def start(overrides):
+        params = write_params(tmp_path / 'params.yaml', dict(camera_overrides(), **overrides))
+        process = NodeProcess(params, tmp_path / 'node.log')
+        harness = Harness(overrides=None, sim_time=True)
+        change = harness.io.create_client(ChangeState, '/ar1_policy/change_state')
+        get = harness.io.create_client(GetState, '/ar1_policy/get_state')
+        started.append((process, harness))
+        return process, harness, change, get
+    yield start
+    for process, harness in started:
+        harness.close()
+        code = process.stop()
+        print((tmp_path / 'node.log').read_text()[-3000:])
+        assert code == 0, f'node exited with {code}'
+
+
+def check_plan_outputs(h, expect_fake):
+    trajectories = h.take('trajectory')
+    assert len(trajectories) >= 5
+    camera_stamps = set(h.feeder.published['camera'])
+    by_stamp = {stamp_ns(m): m for m in trajectories}
+    for t0, msg in by_stamp.items():
+        assert t0 in camera_stamps, 't0 must be the stamp of a camera frame'
+        assert msg.header.frame_id == 'base_link'
+        assert len(msg.points) == 64
+        assert msg.time_step.nanosec == 100_000_000
+        assert msg.horizon.sec == 6
+        assert [p.time_from_start.sec * NS + p.time_from_start.nanosec for p in msg.points] \
+            == [(i + 1) * 100_000_000 for i in range(64)]
+        assert all(math.isfinite(v) for p in msg.points for v in (p.x, p.y, p.yaw, p.velocity))
+    check_derived_outputs(h, by_stamp, expect_fake)
+    if expect_fake:
+        speeds = [p.velocity for m in trajectories for p in m.points]
+        assert max(abs(v - h.feeder.speed) for v in speeds) < 1e-6
+
+
+def check_derived_outputs(h, by_stamp, expect_fake):
+    for name in ('path', 'reasoning', 'trajectory_odom', 'path_odom'):
+        stamps = {stamp_ns(m) for m in h.take(name)}
+        assert stamps, f'nothing on {name}'
+        assert stamps <= set(by_stamp), f'{name} stamps are not plan stamps'
+    for path in h.take('path'):
+        plan = by_stamp[stamp_ns(path)]
+        assert len(path.poses) == 64
+        assert abs(path.poses[-1].pose.position.x - plan.points[-1].x) < 1e-9
+    for odom in h.take('trajectory_odom'):
+        assert odom.header.frame_id == 'odom'
+        x, y, yaw = arc_pose(stamp_ns(odom) / NS, h.feeder.speed, h.feeder.curvature)
+        first = odom.points[0]
+        distance = math.hypot(first.x - x, first.y - y)
+        if expect_fake:
+            assert abs(distance - h.feeder.speed * 0.1) < 0.05, 'odom copy misplaced'
+    texts = [m.text for m in h.take('reasoning')]
+    assert all(t.startswith('FAKE BACKEND') for t in texts) == expect_fake
+    assert h.take('reasoning_text')
+    markers = [m for array in h.take('markers') for m in array.markers]
+    assert 'ar1_plan' in {m.ns for m in markers}
+    # The tiny random model may generate no text at all within its few tokens.
+    assert ('ar1_reasoning' in {m.ns for m in markers}) == any(texts)
+    assert all(m.frame_locked for m in markers if m.action == 0)
+    assert all(m.action != 3 for m in markers), 'DELETEALL must never be used'
+
+
+def run_lifecycle(start, overrides, expect_fake, drive_s=4.0):
+    process, h, change, get = start(overrides)
+    assert state(h, get) == State.PRIMARY_STATE_UNCONFIGURED
+    assert transition(h, change, Transition.TRANSITION_CONFIGURE)
+    assert state(h, get) == State.PRIMARY_STATE_INACTIVE
+    h.drive(1.0)
+    assert not h.take('trajectory'), 'an inactive node must not publish plans'
+    assert transition(h, change, Transition.TRANSITION_ACTIVATE)
+    assert state(h, get) == State.PRIMARY_STATE_ACTIVE
+    h.drive(drive_s)
+    assert h.wait_for(lambda: len(h.take('trajectory')) >= 5, timeout=30)
+    check_plan_outputs(h, expect_fake)
+    names = {s.name for a in h.take('diagnostics') for s in a.status}
+    assert {'ar1_policy: node', 'ar1_policy: inputs', 'ar1_policy: cycle',
+            'ar1_policy: safety gate', 'ar1_policy: events'} <= names
+    assert transition(h, change, Transition.TRANSITION_DEACTIVATE)
+    count = len(h.take('trajectory'))
+    h.drive(1.0)
+    assert len(h.take('trajectory')) == count, 'plans after deactivate'
+    assert transition(h, change, Transition.TRANSITION_CLEANUP)
+    assert state(h, get) == State.PRIMARY_STATE_UNCONFIGURED
+    assert process.proc.poll() is None
+
+
+def test_fake_backend_lifecycle_and_outputs(session):
+    run_lifecycle(session, {'backend.kind': 'fake', 'backend.device': 'cpu',
+                            'backend.dtype': 'float32', 'diagnostics_rate_hz': 5.0}, True)
+
+
+def test_tiny_checkpoint_lifecycle_and_outputs(session):
+    loose = {f'validator.{k}': v for k, v in (
+        ('min_accel', -1e6), ('max_accel', 1e6), ('max_curvature', 1e6), ('max_jerk', 1e9),
+        ('max_lateral_accel', 1e9), ('first_point_tolerance_m', 1e6), ('min_speed', -1e6))}
+    run_lifecycle(session, dict(loose, **{
+        'backend.kind': 'torch', 'backend.checkpoint': os.path.join(TINY, 'checkpoint'),
+        'backend.vlm_path': os.path.join(TINY, 'base_vlm'), 'backend.device': 'cpu',
+        'backend.dtype': 'float32', 'backend.max_reasoning_tokens': 8,
+        'diagnostics_rate_hz': 5.0}), False, drive_s=6.0)
