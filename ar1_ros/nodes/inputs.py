@@ -25,10 +25,13 @@ def sensor_qos(depth: int) -> QoSProfile:
 
 
 class Inputs:
-    """Camera and odometry subscriptions feeding `buffers`, counting into `health`."""
+    """Camera and odometry subscriptions feeding `buffers`, counting into `health`.
 
-    def __init__(self, node, config, buffers, health):
-        self._node, self._buffers, self._health = node, buffers, health
+    report(kind, detail) records and logs an event (the node's `report`).
+    """
+
+    def __init__(self, node, config, buffers, health, report):
+        self._node, self._buffers, self._health, self._report = node, buffers, health, report
         self._subscriptions: List = []
         for camera in config.inputs:
             msg_type = CompressedImage if camera.compressed else Image
@@ -45,12 +48,9 @@ class Inputs:
             self._node.destroy_subscription(subscription)
         self._subscriptions = []
 
-    def _now_ns(self) -> int:
-        return self._node.get_clock().now().nanoseconds
-
     def _reject(self, topic: str, stamp_ns: int, kind: str, problem: str) -> None:
         self._health.record_input(topic, stamp_ns, problem)
-        self._health.record_event(kind, f'{topic}: {problem}', self._now_ns())
+        self._report(kind, f'{topic}: {problem}')
 
     def _on_image(self, camera, msg) -> None:
         stamp_ns = conversions.stamp_to_ns(msg.header.stamp)
@@ -65,7 +65,7 @@ class Inputs:
             return
         note = self._buffers.add_frame(camera.spec.name, Frame(stamp_ns, encoded, size))
         if note:
-            self._health.record_event('image_size_changed', note, self._now_ns())
+            self._report('image_size_changed', note)
         self._health.record_input(camera.topic, stamp_ns)
 
     def _on_odometry(self, msg: Odometry) -> None:

@@ -12,6 +12,7 @@ import collections
 from typing import Callable, Optional
 
 from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from ar1_ros.nodes import conversions
@@ -47,6 +48,22 @@ class PolicyNode(LifecycleNode):
         self._guard = self.create_guard_condition(self._drain_results)
         self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._diagnostics_timer = self.create_timer(1.0, self.publish_diagnostics)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    def _on_set_parameters(self, parameters) -> SetParametersResult:
+        # Parameters are read once, on configure: a change while configured would be silently
+        # ignored, so it is refused with the way to apply it.
+        changed = [p.name for p in parameters if p.name != 'use_sim_time']
+        if self._config is not None and changed:
+            return SetParametersResult(successful=False, reason=(
+                f'{", ".join(changed)}: parameters are read on configure; deactivate and '
+                'clean up the node, set them, then configure again'))
+        return SetParametersResult(successful=True)
+
+    def report(self, kind: str, detail: str) -> None:
+        """Record a fault or notable event for /diagnostics and log it (throttled)."""
+        self._health.record_event(kind, detail, self._now_ns())
+        self.get_logger().warning(f'{kind}: {detail}', throttle_duration_sec=2.0)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -89,7 +106,7 @@ class PolicyNode(LifecycleNode):
         self._worker.start()
         self._buffers.clear()
         self._last_t0 = None
-        self._inputs = Inputs(self, config, self._buffers, self._health)
+        self._inputs = Inputs(self, config, self._buffers, self._health, self.report)
         self._cycle_timer = self.create_timer(1.0 / config['cycle_rate_hz'], self._on_cycle)
         self._state_label = 'active'
         return super().on_activate(state)
@@ -155,9 +172,8 @@ class PolicyNode(LifecycleNode):
             # A bag restarted (or sim time was reset): old inputs would mix two timelines.
             self._buffers.clear()
             self._health.reset_inputs()
-            self._health.record_event('clock_jump', f'{jump}; buffers cleared', now)
+            self.report('clock_jump', f'{jump}; buffers cleared')
             self._last_t0 = None
-            self.get_logger().warning(f'clock jumped back: {jump}; buffers cleared')
         self._drop_future_inputs(now)
         observation = self._buffers.assemble(now, self._last_t0)
         if isinstance(observation, Skip):
@@ -166,7 +182,7 @@ class PolicyNode(LifecycleNode):
             return
         self._last_t0 = observation.t0_ns
         if observation.filled:
-            self._health.record_event('camera_filled', '; '.join(observation.filled), now)
+            self.report('camera_filled', '; '.join(observation.filled))
         if self._worker.submit(observation):
             self._health.record_cycle('dropped')
         self._health.record_cycle('submitted')
@@ -179,8 +195,8 @@ class PolicyNode(LifecycleNode):
                  if v is not None and v > horizon]
         if ahead and now > 0:
             self._buffers.clear()
-            self._health.record_event('future_stamps', f'inputs stamped ahead of the clock: '
-                                      f'{", ".join(ahead)}; buffers cleared', now)
+            self.report('future_stamps', f'inputs stamped ahead of the clock: '
+                        f'{", ".join(ahead)}; buffers cleared')
 
     def _on_worker_result(self, result: CycleResult) -> None:
         # Worker thread: hand over to the executor, which owns the publishers.
@@ -193,29 +209,27 @@ class PolicyNode(LifecycleNode):
             try:
                 self._handle_result(result)
             except Exception as exc:  # noqa: BLE001 - a publish fault must not stop the node
-                self._health.record_event('publish_failed', f'{type(exc).__name__}: {exc}',
-                                          self._now_ns())
-                self.get_logger().error(f'publishing a result failed: {exc}')
+                self.report('publish_failed', f'{type(exc).__name__}: {exc}')
 
     def _handle_result(self, result: CycleResult) -> None:
         if self._outputs is None:
             return
         now, t0 = self._now_ns(), result.observation.t0_ns
         if result.observation.epoch != self._buffers.epoch:
-            self._health.record_event('stale_result', 'clock jumped during inference', now)
+            self.report('stale_result', 'clock jumped during inference')
             return
         age_s = (now - t0) / NS_PER_S
         if age_s > self._config['output.max_result_age_s']:
             self._health.record_cycle('stale_results')
-            self._health.record_event('stale_result', f't0 is {age_s:.2f} s old', now)
+            self.report('stale_result', f't0 is {age_s:.2f} s old when inference ended')
             return
         self._health.record_result(result)
         if result.output is None:
-            self._health.record_event('cycle_failed', result.error or 'unknown', now)
+            self.report('cycle_failed', result.error or 'unknown')
             return
         if result.plan_index is None:
             reasons = '; '.join(r for v in result.verdicts for r in v.reasons[:1])
-            self._health.record_event('plan_rejected', reasons, now)
+            self.report('plan_rejected', reasons)
             self._outputs.publish_rejected(result)
             return
         self._outputs.publish_plan(result)

@@ -1,0 +1,61 @@
+"""Launch files and the RViz config, checked statically (no launch_ros in the pip world).
+
+The launch files must start the same entry point as `ar1 run` with the shipped parameter file,
+and the RViz config must show the topics the node really publishes.
+"""
+import ast
+from pathlib import Path
+import re
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _strings(path):
+    tree = ast.parse(path.read_text())
+    return {node.value for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)}
+
+
+def _functions(path):
+    return {node.name for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.FunctionDef)}
+
+
+def test_vehicle_launch_runs_the_node_with_the_shipped_parameters():
+    path = REPO / 'launch' / 'ar1.launch.py'
+    strings = _strings(path)
+    assert 'generate_launch_description' in _functions(path)
+    assert {'ar1_ros', 'ar1', 'run', 'ar1_policy', 'config', 'ar1.yaml', '--no-autostart',
+            'use_sim_time', 'params_file'} <= strings
+
+
+def test_replay_launch_plays_with_clock_and_sim_time():
+    path = REPO / 'launch' / 'ar1_replay.launch.py'
+    source = path.read_text()
+    strings = _strings(path)
+    assert {'ros2', 'bag', 'play', '--clock', 'rviz2', 'ar1.rviz', 'run'} <= strings
+    assert "{'use_sim_time': True}" in source
+
+
+def test_referenced_share_files_exist_and_are_installed():
+    assert (REPO / 'config' / 'ar1.yaml').is_file()
+    assert (REPO / 'rviz' / 'ar1.rviz').is_file()
+    cmake = (REPO / 'CMakeLists.txt').read_text()
+    assert re.search(r'foreach\(_share_dir launch config rviz\)', cmake)
+
+
+def test_rviz_shows_what_the_node_publishes():
+    config = yaml.safe_load((REPO / 'rviz' / 'ar1.rviz').read_text())
+    displays = config['Visualization Manager']['Displays']
+    topics = {d['Topic']['Value'] for d in displays if 'Topic' in d}
+    published = set(re.findall(r"'~/([a-z_]+)'", (REPO / 'ar1_ros' / 'nodes' /
+                                                  'outputs.py').read_text()))
+    shown = {t.split('/')[-1] for t in topics if t.startswith('/ar1_policy/')}
+    assert {'path', 'markers', 'overlay', 'diagnostics_markers'} <= shown
+    assert shown <= published, f'RViz shows topics the node does not publish: {shown - published}'
+    classes = {d['Class'] for d in displays}
+    assert {'rviz_default_plugins/Path', 'rviz_default_plugins/MarkerArray',
+            'rviz_default_plugins/Image'} <= classes
+    assert config['Visualization Manager']['Global Options']['Fixed Frame'] == 'base_link'
