@@ -59,3 +59,22 @@ def test_package_is_registered_in_the_ament_index(monkeypatch):
     assert (share / 'package.xml').is_file()
     assert (share / 'msg' / 'Trajectory.msg').is_file()
     assert os.path.samefile(share, Path(sys.prefix) / 'share' / 'ar1_ros')
+
+
+def test_every_ros_package_the_nodes_import_is_declared():
+    import ast
+    from pathlib import Path
+
+    from catkin_pkg.package import parse_package
+    repo = Path(__file__).resolve().parents[1]
+    declared = {d.name for d in parse_package(str(repo / 'package.xml')).exec_depends}
+    imported = set()
+    for path in (repo / 'ar1_ros' / 'nodes').glob('*.py'):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module.split('.')[0])
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name.split('.')[0] for alias in node.names)
+    ros = {m for m in imported if m == 'rclpy' or m.endswith(('_msgs', '_interfaces'))}
+    assert ros, 'the nodes import no ROS package?'
+    assert ros - declared == set(), 'imported by ar1_ros/nodes but not an exec_depend'

@@ -27,11 +27,13 @@ def sensor_qos(depth: int) -> QoSProfile:
 class Inputs:
     """Camera and odometry subscriptions feeding `buffers`, counting into `health`.
 
-    report(kind, detail) records and logs an event (the node's `report`).
+    report(kind, detail) records and logs an event (the node's `report`); on_input(), if
+    given, runs after every stored message (the node's cycle, when inputs trigger cycles).
     """
 
-    def __init__(self, node, config, buffers, health, report):
+    def __init__(self, node, config, buffers, health, report, on_input=None):
         self._node, self._buffers, self._health, self._report = node, buffers, health, report
+        self._on_input = on_input
         self._subscriptions: List = []
         for camera in config.inputs:
             msg_type = CompressedImage if camera.compressed else Image
@@ -67,6 +69,8 @@ class Inputs:
         if note:
             self._report('image_size_changed', note)
         self._health.record_input(camera.topic, stamp_ns)
+        if self._on_input is not None:
+            self._on_input()
 
     def _on_odometry(self, msg: Odometry) -> None:
         stamp_ns = conversions.stamp_to_ns(msg.header.stamp)
@@ -80,3 +84,5 @@ class Inputs:
             self._reject(self._ego_topic, stamp_ns, 'odometry_rejected', problem)
             return
         self._health.record_input(self._ego_topic, stamp_ns)
+        if self._on_input is not None:
+            self._on_input()

@@ -21,7 +21,12 @@ NODE_PARAMETERS: Tuple[Tuple[str, Any, str], ...] = (
     ('cameras', Parameter.Type.STRING_ARRAY,
      'Ids of the camera inputs; each id has camera.<id>.{topic,compressed,ar1_name,...}.'),
     ('ego_topic', '/localization/kinematic_state', 'nav_msgs/Odometry of the ego vehicle.'),
-    ('cycle_rate_hz', 10.0, 'Rate of the cycle timer that assembles observations [Hz].'),
+    ('cycle_rate_hz', 10.0,
+     'Highest rate of inference cycles [Hz]; t0 advances by at least 0.9 / rate per cycle.'),
+    ('cycle_trigger', 'inputs',
+     "'inputs': a cycle starts as soon as a message completes a new t0; 'timer': at "
+     'cycle_rate_hz ticks only (adds up to one period of latency).'),
+    ('decode_threads', 4, 'Threads decoding selected camera frames ahead of inference.'),
     ('diagnostics_rate_hz', 1.0, 'Rate of /diagnostics publication [Hz].'),
     ('image_qos_depth', 5, 'Queue depth of the camera subscriptions (sensor-data QoS).'),
     ('ego_qos_depth', 50, 'Queue depth of the odometry subscription (sensor-data QoS).'),
@@ -192,6 +197,11 @@ def build_config(values: Dict[str, Any]) -> NodeConfig:
     for name in ('cycle_rate_hz', 'diagnostics_rate_hz', 'output.max_result_age_s'):
         if not values[name] > 0:
             raise ConfigError(f'parameter {name} must be > 0, got {values[name]}')
+    if values['cycle_trigger'] not in ('inputs', 'timer'):
+        raise ConfigError(f"parameter cycle_trigger must be 'inputs' or 'timer', got "
+                          f"{values['cycle_trigger']!r}")
+    if values['decode_threads'] < 0:
+        raise ConfigError(f"parameter decode_threads must be >= 0, got {values['decode_threads']}")
     for name in ('image_qos_depth', 'ego_qos_depth', 'output.text_width', 'output.text_lines'):
         if values[name] < 1:
             raise ConfigError(f'parameter {name} must be >= 1, got {values[name]}')

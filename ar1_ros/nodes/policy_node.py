@@ -43,6 +43,7 @@ class PolicyNode(LifecycleNode):
         self._problem = ''
         self._state_label = 'unconfigured'
         self._last_t0: Optional[int] = None
+        self._min_step_ns = 0
         # deque append/popleft are atomic: the worker thread appends, the executor pops.
         self._results = collections.deque(maxlen=8)
         self._guard = self.create_guard_condition(self._drain_results)
@@ -102,11 +103,16 @@ class PolicyNode(LifecycleNode):
         config = self._config
         self._outputs = Outputs(self, config)
         self._worker = InferenceWorker(self._backend, config.runtime.validator,
-                                       self._on_worker_result)
+                                       self._on_worker_result,
+                                       decode_threads=config['decode_threads'])
         self._worker.start()
         self._buffers.clear()
         self._last_t0 = None
-        self._inputs = Inputs(self, config, self._buffers, self._health, self.report)
+        on_input = self._on_cycle if config['cycle_trigger'] == 'inputs' else None
+        self._inputs = Inputs(self, config, self._buffers, self._health, self.report, on_input)
+        self._min_step_ns = int(0.9 * NS_PER_S / config['cycle_rate_hz'])
+        # With cycle_trigger 'inputs' the timer still runs: it reports stale or missing inputs
+        # when no message arrives to trigger a cycle.
         self._cycle_timer = self.create_timer(1.0 / config['cycle_rate_hz'], self._on_cycle)
         self._state_label = 'active'
         return super().on_activate(state)
@@ -180,6 +186,8 @@ class PolicyNode(LifecycleNode):
             if observation.reason != 'no_new_input':
                 self._health.record_skip(observation)
             return
+        if self._last_t0 is not None and observation.t0_ns - self._last_t0 < self._min_step_ns:
+            return  # cameras faster than cycle_rate_hz: wait for t0 to advance far enough
         self._last_t0 = observation.t0_ns
         if observation.filled:
             self.report('camera_filled', '; '.join(observation.filled))
@@ -211,6 +219,13 @@ class PolicyNode(LifecycleNode):
             except Exception as exc:  # noqa: BLE001 - a publish fault must not stop the node
                 self.report('publish_failed', f'{type(exc).__name__}: {exc}')
 
+    def _release_decoded(self, observation) -> None:
+        # Later observations have later t0s: frames before this one's grid are context only.
+        stamps = observation.frame_stamps_ns()
+        stamps = stamps[stamps >= 0]  # -1 marks slots the fill policy filled
+        if stamps.size:
+            self._buffers.release_decoded(int(stamps.min()))
+
     def _handle_result(self, result: CycleResult) -> None:
         if self._outputs is None:
             return
@@ -224,6 +239,7 @@ class PolicyNode(LifecycleNode):
             self.report('stale_result', f't0 is {age_s:.2f} s old when inference ended')
             return
         self._health.record_result(result)
+        self._release_decoded(result.observation)
         if result.output is None:
             self.report('cycle_failed', result.error or 'unknown')
             return

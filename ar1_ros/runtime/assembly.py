@@ -75,6 +75,23 @@ class InputBuffers:
             self._ego.clear()
             self.epoch += 1
 
+    def release_decoded(self, before_ns: int) -> int:
+        """Drop the decoded pixels of every frame stamped before `before_ns`; return how many.
+
+        Call it with the oldest grid time of an observation whose result came back: later
+        observations have later t0, so those frames will never be selected again (they stay
+        buffered, encoded, as context).
+        """
+        released = 0
+        for ring in self._frames.values():
+            for stamp, frame in ring.snapshot():
+                if stamp >= before_ns:
+                    break
+                if frame.decoded and frame.encoded is not None:
+                    frame.drop_decoded()
+                    released += 1
+        return released
+
     def newest_stamps(self) -> Dict[str, Optional[int]]:
         """Return the newest stamp [ns] per camera name and under 'ego' (None if none yet)."""
         stamps = {name: ring.newest_stamp() for name, ring in self._frames.items()}

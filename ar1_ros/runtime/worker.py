@@ -12,6 +12,7 @@ from typing import Callable, Optional, Tuple
 
 from ar1_ros.runtime.backends.base import InferenceBackend
 from ar1_ros.runtime.config import ValidatorConfig
+from ar1_ros.runtime.decode_pool import DecodePool
 from ar1_ros.runtime.images import stack_frames
 from ar1_ros.runtime.types import CycleResult, Observation
 from ar1_ros.runtime.validator import validate_all
@@ -31,6 +32,8 @@ class InferenceWorker:
     backend: an InferenceBackend, used only from the worker thread. validator_cfg: the safety
     gate bounds. on_result(CycleResult) is called on the worker thread; exceptions it raises
     are logged and ignored. clock: a monotonic clock in seconds (stage timings).
+    decode_threads: threads that start decoding a submitted observation's frames at once
+    (0: the worker decodes them itself when it takes the observation).
     Counters: dropped (observations replaced while waiting), completed (cycles with an
     output), failed (cycles that ended in an error). A worker runs once: start() after
     stop() raises RuntimeError.
@@ -38,8 +41,9 @@ class InferenceWorker:
 
     def __init__(self, backend: InferenceBackend, validator_cfg: ValidatorConfig,
                  on_result: Callable[[CycleResult], None],
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, decode_threads: int = 0):
         self.backend = backend
+        self._decode_pool = DecodePool(decode_threads)
         self.validator_cfg = validator_cfg
         self._on_result = on_result
         self._clock = clock
@@ -72,6 +76,7 @@ class InferenceWorker:
             self._pending = None
             self._cond.notify_all()
             thread = self._thread
+        self._decode_pool.close()
         if thread is None or thread is threading.current_thread():
             return thread is None
         thread.join(timeout)
@@ -88,6 +93,7 @@ class InferenceWorker:
                 self.dropped += 1
             self._pending = (observation, self._clock())
             self._cond.notify_all()
+        self._decode_pool.prefetch(observation.frames)
         return replaced
 
     @property

@@ -100,3 +100,23 @@ def test_parameters_are_locked_while_configured(harness):
     harness.drive(2.5)
     assert harness.wait_for(lambda: harness.take('trajectory'))
     assert harness.take('trajectory')[-1].num_samples == 2
+
+
+def plan_steps(harness):
+    t0s = sorted({stamp_ns(m) for m in harness.take('trajectory')})
+    return {b - a for a, b in zip(t0s, t0s[1:], strict=False)}
+
+
+@pytest.mark.parametrize(('harness', 'steps_ms'), [
+    ({}, {100}),
+    ({'cycle_rate_hz': 5.0}, {200}),
+    # Timer ticks are not aligned with frames: t0 advances by >= 0.9 / rate, <= 2 periods.
+    ({'cycle_trigger': 'timer', 'cycle_rate_hz': 5.0}, {200, 300, 400}),
+], indirect=['harness'])
+def test_cycle_trigger_and_rate(harness, steps_ms):
+    harness.drive(4.0)
+    assert harness.wait_for(lambda: len(harness.take('trajectory')) >= 8)
+    # Inputs trigger a cycle for every new frame (none skipped); a lower rate spaces t0s.
+    steps = {s // 1_000_000 for s in plan_steps(harness)}
+    assert steps <= steps_ms
+    assert min(steps) == min(steps_ms)

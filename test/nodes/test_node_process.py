@@ -153,11 +153,13 @@ def run_lifecycle(start, overrides, expect_fake, drive_s=4.0):
     assert state(h, get) == State.PRIMARY_STATE_ACTIVE
     h.drive(drive_s)
     assert h.wait_for(lambda: len(h.take('trajectory')) >= 5, timeout=30)
+    assert h.settle(), 'outputs kept coming without new inputs'
     check_plan_outputs(h, expect_fake)
     names = {s.name for a in h.take('diagnostics') for s in a.status}
     assert {'ar1_policy: node', 'ar1_policy: inputs', 'ar1_policy: cycle',
             'ar1_policy: safety gate', 'ar1_policy: events'} <= names
     assert transition(h, change, Transition.TRANSITION_DEACTIVATE)
+    h.settle()
     count = len(h.take('trajectory'))
     h.drive(1.0)
     assert len(h.take('trajectory')) == count, 'plans after deactivate'

@@ -104,17 +104,33 @@ class Harness:
             value = predicate()
         return value
 
+    def settle(self, quiet=0.5, timeout=15.0):
+        """Wait until no plan output has arrived for `quiet` s (results still in flight land)."""
+        def count():
+            with self._lock:
+                return sum(len(v) for k, v in self.received.items() if k != 'diagnostics')
+        end = time.monotonic() + timeout
+        last = count()
+        while time.monotonic() < end:
+            time.sleep(quiet)
+            now = count()
+            if now == last:
+                return True
+            last = now
+        return False
+
     def diagnostics(self, name_suffix):
         """Return every received DiagnosticStatus whose name ends with `name_suffix`."""
         return [s for array in self.take('diagnostics') for s in array.status
                 if s.name.endswith(name_suffix)]
 
     def close(self):
-        if self.node is not None:
-            self.node.release()
+        # Stop spinning first: releasing the node while a result is being published would
+        # destroy a publisher under the executor's feet.
         self.executor.shutdown()
         self._thread.join(timeout=5)
         if self.node is not None:
+            self.node.release()
             self.node.destroy_node()
         self.io.destroy_node()
         rclpy.shutdown(context=self.context)
