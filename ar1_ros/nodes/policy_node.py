@@ -120,6 +120,8 @@ class PolicyNode(LifecycleNode):
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Stop the timer, the worker, the subscriptions and the publishers."""
         self._stop_activity()
+        # Inputs of before the pause must not mix with those after it (and hold memory).
+        self._buffers.clear()
         self._state_label = 'inactive'
         return super().on_deactivate(state)
 
