@@ -55,11 +55,16 @@ class NodeProcess:
         return self.proc.returncode
 
 
-def call(harness, client, request, timeout=30.0):
+def call(harness, client, request, timeout=40.0, attempt_s=10.0):
     assert client.wait_for_service(timeout_sec=timeout), f'{client.srv_name} never appeared'
-    future = client.call_async(request)
-    assert harness.wait_for(future.done, timeout=timeout), f'{client.srv_name} did not answer'
-    return future.result()
+    # A request sent while discovery still matches the client to a server of an earlier test
+    # (same name, process gone) is lost; it is sent again until the live server answers.
+    for _ in range(int(timeout / attempt_s)):
+        future = client.call_async(request)
+        if harness.wait_for(future.done, timeout=attempt_s):
+            return future.result()
+        client.remove_pending_request(future)
+    raise AssertionError(f'{client.srv_name} did not answer')
 
 
 def transition(harness, client, transition_id):
