@@ -57,11 +57,11 @@ class Outputs:
                       frame_id=frame_id or self._config['output.frame_id'])
 
     def _trajectory(self, result: CycleResult, sample: int, header: Header,
-                    pose=None) -> Trajectory:
+                    xyz=None, rot=None) -> Trajectory:
+        """Return sample `sample` as a Trajectory; xyz/rot replace its points (another frame)."""
         out, history = result.output, result.observation.history
-        xyz, rot = out.trajectory_xyz[sample], out.trajectory_rot[sample]
-        if pose is not None:
-            xyz, rot = to_parent_frame(xyz, rot, pose)
+        if xyz is None:
+            xyz, rot = out.trajectory_xyz[sample], out.trajectory_rot[sample]
         # Speeds, accelerations and curvatures do not depend on the frame; yaw comes from rot.
         states = point_states(xyz, rot, out.actions[sample], history.speed, out.dt)
         return conversions.trajectory_msg(header, xyz, states, sample, len(out.reasoning),
@@ -118,9 +118,9 @@ class Outputs:
     def _publish_odom(self, result: CycleResult) -> None:
         history, plan = result.observation.history, result.plan_index
         header = self._header(result.observation.t0_ns, history.frame_id)
-        self.odom_trajectory.publish(self._trajectory(result, plan, header, history.pose_t0))
         xyz, rot = to_parent_frame(result.output.trajectory_xyz[plan],
                                    result.output.trajectory_rot[plan], history.pose_t0)
+        self.odom_trajectory.publish(self._trajectory(result, plan, header, xyz, rot))
         self.odom_path.publish(conversions.path_msg(header, xyz, rot))
 
     def _publish_overlay(self, result: CycleResult, text: str) -> None:

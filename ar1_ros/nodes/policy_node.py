@@ -113,7 +113,7 @@ class PolicyNode(LifecycleNode):
         self._min_step_ns = int(0.9 * NS_PER_S / config['cycle_rate_hz'])
         # With cycle_trigger 'inputs' the timer still runs: it reports stale or missing inputs
         # when no message arrives to trigger a cycle.
-        self._cycle_timer = self.create_timer(1.0 / config['cycle_rate_hz'], self._on_cycle)
+        self._cycle_timer = self.create_timer(1.0 / config['cycle_rate_hz'], self._on_timer)
         self._state_label = 'active'
         return super().on_activate(state)
 
@@ -173,7 +173,12 @@ class PolicyNode(LifecycleNode):
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
 
-    def _on_cycle(self) -> None:
+    def _on_timer(self) -> None:
+        # Skips are counted on timer ticks only: with inputs triggering cycles as well, every
+        # message would otherwise count the same skip again.
+        self._on_cycle(count_skips=True)
+
+    def _on_cycle(self, count_skips: bool = False) -> None:
         now = self._now_ns()
         jump = self._clock_watch.update(now)
         if jump:
@@ -183,13 +188,13 @@ class PolicyNode(LifecycleNode):
             self.report('clock_jump', f'{jump}; buffers cleared')
             self._last_t0 = None
         self._drop_future_inputs(now)
-        observation = self._buffers.assemble(now, self._last_t0)
+        # t0 must advance by the minimum step (cameras faster than cycle_rate_hz are thinned).
+        floor = None if self._last_t0 is None else self._last_t0 + self._min_step_ns - 1
+        observation = self._buffers.assemble(now, floor)
         if isinstance(observation, Skip):
-            if observation.reason != 'no_new_input':
+            if count_skips and observation.reason != 'no_new_input':
                 self._health.record_skip(observation)
             return
-        if self._last_t0 is not None and observation.t0_ns - self._last_t0 < self._min_step_ns:
-            return  # cameras faster than cycle_rate_hz: wait for t0 to advance far enough
         self._last_t0 = observation.t0_ns
         if observation.filled:
             self.report('camera_filled', '; '.join(observation.filled))

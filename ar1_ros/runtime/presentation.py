@@ -95,8 +95,14 @@ def wrap_text(text: str, width: int = 56, max_lines: int = 8) -> List[str]:
     if width < 4 or max_lines < 1:
         raise ValueError(f'wrap_text needs width >= 4 and max_lines >= 1, got {width}, '
                          f'{max_lines}')
-    return textwrap.wrap(' '.join((text or '').split()), width=width, max_lines=max_lines,
-                         placeholder=' ...')
+    lines = textwrap.wrap(' '.join((text or '').split()), width=width)
+    if len(lines) <= max_lines:
+        return lines
+    # Cut: the last kept line ends with ' ...' (ASCII: cv2.putText draws no Unicode).
+    last = lines[max_lines - 1]
+    while last and len(last) + 4 > width:
+        last = last.rsplit(' ', 1)[0] if ' ' in last else last[:width - 4]
+    return lines[:max_lines - 1] + [f'{last} ...'.strip()]
 
 
 def point_states(xyz: np.ndarray, rot: np.ndarray, actions: np.ndarray, speed: float,
