@@ -40,7 +40,7 @@ class Harness:
     """Feeder + listener (+ the node in-process when `overrides` is given)."""
 
     def __init__(self, overrides=None, sim_time=True, compressed=True, size=(72, 128),
-                 node_name='ar1_policy', backend_factory=None):
+                 node_name='ar1_policy', backend_factory=None, feed=True, listen=True):
         self.context = rclpy.Context()
         rclpy.init(context=self.context, args=['--ros-args', '--params-file', CONFIG])
         self.node = None
@@ -50,15 +50,16 @@ class Harness:
             self.node = PolicyNode(
                 node_name, context=self.context, backend_factory=backend_factory,
                 parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
-        self.io = rclpy.create_node('ar1_test_harness', context=self.context)
-        self.feeder = Feeder(self.io, compressed=compressed, size=size, publish_clock=sim_time)
+        self.io = rclpy.create_node('ar1_test_feeder' if feed else 'ar1_test_listener',
+                                    context=self.context)
+        self.feeder = None
+        if feed:
+            self.feeder = Feeder(self.io, compressed=compressed, size=size,
+                                 publish_clock=sim_time)
         self.received = collections.defaultdict(list)
         self._lock = threading.Lock()
-        for name, msg_type in OUTPUTS.items():
-            self.io.create_subscription(msg_type, f'/{node_name}/{name}',
-                                        lambda m, n=name: self._store(n, m), 50)
-        self.io.create_subscription(DiagnosticArray, '/diagnostics',
-                                    lambda m: self._store('diagnostics', m), 50)
+        if listen:
+            self._listen(node_name)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.io)
         if self.node is not None:
@@ -67,6 +68,13 @@ class Harness:
         self._thread.start()
         self.sim_ns = 1000 * NS
         self.frame = 0
+
+    def _listen(self, node_name):
+        for name, msg_type in OUTPUTS.items():
+            self.io.create_subscription(msg_type, f'/{node_name}/{name}',
+                                        lambda m, n=name: self._store(n, m), 50)
+        self.io.create_subscription(DiagnosticArray, '/diagnostics',
+                                    lambda m: self._store('diagnostics', m), 50)
 
     def _store(self, name, msg):
         with self._lock:
