@@ -120,3 +120,23 @@ def test_cycle_trigger_and_rate(harness, steps_ms):
     steps = {s // 1_000_000 for s in plan_steps(harness)}
     assert steps <= steps_ms
     assert min(steps) == min(steps_ms)
+
+
+def test_each_frame_is_decoded_at_most_once(monkeypatch):
+    from ar1_ros.runtime import images
+    decoded = []
+    real = images.decode
+    monkeypatch.setattr(images, 'decode', lambda img: decoded.append(1) or real(img))
+    h = Harness(overrides=fake_overrides())
+    try:
+        assert h.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert h.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        h.drive(4.0)
+        assert h.wait_for(lambda: len(h.take('trajectory')) >= 15)
+        h.settle()
+        frames_sent = 4 * len(h.feeder.published['camera'])
+        # Four consecutive cycles share each frame; freed pixels are never needed again.
+        assert len(h.take('trajectory')) * 4 >= len(decoded) - 12
+        assert len(decoded) <= frames_sent
+    finally:
+        h.close()
