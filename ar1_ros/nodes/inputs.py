@@ -14,6 +14,10 @@ from sensor_msgs.msg import CompressedImage, Image
 from ar1_ros.nodes import conversions
 from ar1_ros.runtime.images import Frame, ImageError, probe_size
 
+# A zero stamp is a driver that does not stamp: its time of capture is unknown, and every
+# selection by time would be wrong (t0 would look decades old).
+UNSTAMPED = 'header.stamp is zero: the driver does not stamp its messages'
+
 
 def sensor_qos(depth: int) -> QoSProfile:
     """Return the sensor-data QoS (best effort, volatile) with queue `depth`."""
@@ -56,6 +60,9 @@ class Inputs:
 
     def _on_image(self, camera, msg) -> None:
         stamp_ns = conversions.stamp_to_ns(msg.header.stamp)
+        if stamp_ns == 0:
+            self._reject(camera.topic, stamp_ns, 'image_rejected', UNSTAMPED)
+            return
         if camera.compressed:
             encoded = conversions.compressed_to_encoded(msg)
         else:
@@ -74,6 +81,9 @@ class Inputs:
 
     def _on_odometry(self, msg: Odometry) -> None:
         stamp_ns = conversions.stamp_to_ns(msg.header.stamp)
+        if stamp_ns == 0:
+            self._reject(self._ego_topic, stamp_ns, 'odometry_rejected', UNSTAMPED)
+            return
         try:
             state = conversions.odometry_to_ego(msg)
         except ValueError as exc:

@@ -133,6 +133,20 @@ def test_corrupt_jpeg(make_harness):
     assert resumes(h)
 
 
+def test_unstamped_camera(make_harness):
+    h = make_harness(overrides=fake_overrides())
+    warm_up(h)
+    start = h.sim_ns
+    h.feeder.unstamped = {'cross_right'}
+    h.drive(1.5)
+    assert h.wait_for(lambda: any('does not stamp' in kv.value for s in h.diagnostics('events')
+                                  for kv in s.values))
+    assert all(m.header.stamp.sec * 10**9 + m.header.stamp.nanosec <= start + 10**8
+               for m in h.take('trajectory'))
+    h.feeder.unstamped = set()
+    assert resumes(h)
+
+
 @pytest.mark.parametrize(('mode', 'event'), [('raise', 'cycle_failed'),
                                              ('nan', 'plan_rejected'),
                                              ('swerve', 'plan_rejected')])

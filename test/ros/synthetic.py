@@ -70,6 +70,7 @@ class Feeder:
         self.nan_pose = False
         self.encoding = 'rgb8'       # raw only
         self.corrupt = set()         # camera ids sending garbage JPEG
+        self.unstamped = set()       # camera ids sending header.stamp = 0
         self.odometry_enabled = True
         self.published = {'camera': [], 'odom': []}
 
@@ -92,7 +93,7 @@ class Feeder:
             rgb = self._pictures[(frame + index) % 4]
             msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding=self.encoding,
                         step=rgb.shape[1] * 3, data=rgb.tobytes())
-        self._header(msg, stamp_ns, camera_id)
+        self._header(msg, 0 if camera_id in self.unstamped else stamp_ns, camera_id)
         return msg
 
     def publish_cameras(self, stamp_ns: int, frame: int) -> None:
