@@ -40,9 +40,10 @@ def run_node(params_file: Optional[str], *, start: bool = True,
     # and inference has its own thread anyway.
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    if start and not autostart(node):
-        node.get_logger().error('not active: see /diagnostics; fix and configure again')
     try:
+        # Ctrl-C may arrive while configure still loads the model (tens of seconds for AR1).
+        if start and not autostart(node):
+            node.get_logger().error('not active: see /diagnostics; fix and configure again')
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
