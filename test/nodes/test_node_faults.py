@@ -6,7 +6,7 @@ keeps running (diagnostics keep coming; where the fault is transient, plans resu
 from lifecycle_msgs.msg import State
 import pytest
 from rclpy.lifecycle import TransitionCallbackReturn
-from ros.harness import Harness, fake_overrides
+from ros.harness import Harness, fake_overrides, stamp_ns
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 WARN, ERROR = b'\x01', b'\x02'
@@ -35,7 +35,7 @@ def warm_up(harness, seconds=2.2):
 
 def plans_after(harness, t_ns):
     return [m for m in harness.take('trajectory')
-            if m.header.stamp.sec * 10**9 + m.header.stamp.nanosec > t_ns]
+            if stamp_ns(m) > t_ns]
 
 
 def event_seen(harness, kind):

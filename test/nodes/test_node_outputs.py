@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 from rclpy.lifecycle import TransitionCallbackReturn
-from ros.harness import Harness, fake_overrides
+from ros.harness import Harness, fake_overrides, stamp_ns
 from ros.synthetic import NS
 from sensor_msgs.msg import Image
 
@@ -18,10 +18,6 @@ def harness(request):
     assert h.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
     yield h
     h.close()
-
-
-def stamp_ns(msg):
-    return msg.header.stamp.sec * NS + msg.header.stamp.nanosec
 
 
 @pytest.mark.parametrize('harness', [{'backend.num_samples': 3}], indirect=True)

@@ -16,7 +16,7 @@ import time
 from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 import pytest
-from ros.harness import CONFIG, REPO, Harness
+from ros.harness import CONFIG, REPO, Harness, stamp_ns
 from ros.synthetic import NS, arc_pose, camera_overrides
 import yaml
 
@@ -93,10 +93,6 @@ def transition(harness, client, transition_id):
 
 def state(harness, client):
     return call(harness, client, GetState.Request()).current_state.id
-
-
-def stamp_ns(msg):
-    return msg.header.stamp.sec * NS + msg.header.stamp.nanosec
 
 
 @pytest.fixture

@@ -28,6 +28,12 @@ OUTPUTS = {'trajectory': Trajectory, 'trajectory_samples': Trajectory,
            'path_odom': Path, 'diagnostics_markers': MarkerArray}
 
 
+def stamp_ns(msg) -> int:
+    """Return a message's header stamp in ns, with the node's own conversion."""
+    from ar1_ros.nodes.conversions import stamp_to_ns
+    return stamp_to_ns(msg.header.stamp)
+
+
 def fake_overrides(**extra) -> dict:
     values = camera_overrides()
     values.update({'backend.kind': 'fake', 'backend.device': 'cpu', 'backend.dtype': 'float32',

@@ -116,13 +116,18 @@ def test_stale_and_no_new_input():
     assert isinstance(buffers.assemble(T0 + 10 * MS, last_t0_ns=T0 - 1), Observation)
 
 
-def test_dropped_frame_skips_the_cycle():
-    buffers = _buffers()
+def _feed_with_gap(buffers, missing_k):
+    # 10 Hz frames ending at T0 on every camera; FRONT lacks the frame k periods before T0.
     for name in buffers.camera_names:
         for k in range(20):
-            if not (name == FRONT and k == 1):
+            if not (name == FRONT and k == missing_k):
                 buffers.add_frame(name, frame(T0 - k * 100 * MS))
     _feed_ego(buffers, T0)
+
+
+def test_dropped_frame_skips_the_cycle():
+    buffers = _buffers()
+    _feed_with_gap(buffers, 1)
     result = buffers.assemble(T0)
     assert result.reason == 'camera_missing'
     assert FRONT in result.detail
@@ -218,11 +223,7 @@ def test_black_policy_remembers_sizes_across_clear():
 
 def test_repeat_policy_fills_a_dropped_frame():
     buffers = _buffers('repeat')
-    for name in buffers.camera_names:
-        for k in range(20):
-            if not (name == FRONT and k == 2):
-                buffers.add_frame(name, frame(T0 - k * 100 * MS))
-    _feed_ego(buffers, T0)
+    _feed_with_gap(buffers, 2)
     obs = buffers.assemble(T0)
     assert obs.t0_ns == T0
     assert list(obs.frame_stamps_ns()[1]) == [T0 - 300 * MS, T0 - 300 * MS, T0 - 100 * MS, T0]
