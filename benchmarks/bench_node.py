@@ -43,8 +43,8 @@ from node_rig import (
 )
 import numpy as np
 
-from ar1_ros.nodes.conversions import compressed_to_encoded
 from ar1_ros.runtime.images import Frame, decode, stack_frames
+from ar1_ros.runtime.messages import compressed_to_encoded
 
 REQUIRED = ('published', 'inputs ready', 'submit', 'infer start', 'infer end', 'timings',
             'handle start', 'handle end', 'received')

@@ -21,12 +21,12 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
 from ar1_ros.msg import Trajectory
-from ar1_ros.nodes.conversions import stamp_to_ns
 from ar1_ros.nodes.inputs import Inputs
 from ar1_ros.nodes.main import autostart
 from ar1_ros.nodes.policy_node import NODE_NAME, PolicyNode
 from ar1_ros.runtime import images
 from ar1_ros.runtime.backends.base import create_backend
+from ar1_ros.runtime.messages import stamp_to_ns
 from ar1_ros.runtime.worker import InferenceWorker
 
 # The synthetic streams of the node tests (test/ros/synthetic.py: the four AR1 cameras and the

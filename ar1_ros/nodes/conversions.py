@@ -1,7 +1,7 @@
-"""Messages to runtime values and back; no logic beyond the conversion itself.
+"""Runtime values to messages; no logic beyond the conversion itself.
 
-Stamps become integer nanoseconds. Image payloads are wrapped, not decoded: the runtime decodes
-each selected frame once, on the worker thread.
+Messages to runtime values (stamps, odometry, image payloads) live in ar1_ros.runtime.messages,
+by field name, so the bag tools convert recorded messages with the very same code.
 """
 from typing import Dict, List, Sequence
 
@@ -9,21 +9,15 @@ from builtin_interfaces.msg import Duration, Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Pose as PoseMsg
 from geometry_msgs.msg import PoseStamped
-from nav_msgs.msg import Odometry, Path
+from nav_msgs.msg import Path
 import numpy as np
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from ar1_ros.msg import Reasoning, StageLatency, Trajectory, TrajectoryPoint
 from ar1_ros.runtime.health import Status
-from ar1_ros.runtime.images import EncodedImage
-from ar1_ros.runtime.rotations import matrix_to_quat, quat_to_matrix
-from ar1_ros.runtime.types import NS_PER_S, EgoState
-
-
-def stamp_to_ns(stamp: Time) -> int:
-    """Return a builtin_interfaces/Time as integer nanoseconds."""
-    return int(stamp.sec) * NS_PER_S + int(stamp.nanosec)
+from ar1_ros.runtime.rotations import matrix_to_quat
+from ar1_ros.runtime.types import NS_PER_S
 
 
 def ns_to_stamp(ns: int) -> Time:
@@ -35,28 +29,6 @@ def seconds_to_duration(seconds: float) -> Duration:
     """Return a non-negative duration in seconds as builtin_interfaces/Duration."""
     ns = int(round(seconds * NS_PER_S))
     return Duration(sec=ns // NS_PER_S, nanosec=ns % NS_PER_S)
-
-
-def odometry_to_ego(msg: Odometry) -> EgoState:
-    """Convert Odometry to EgoState; a zero or non-finite quaternion raises ValueError."""
-    p, q = msg.pose.pose.position, msg.pose.pose.orientation
-    v = msg.twist.twist.linear
-    return EgoState(stamp_to_ns(msg.header.stamp),
-                    np.array([p.x, p.y, p.z], dtype=np.float64),
-                    quat_to_matrix(np.array([q.x, q.y, q.z, q.w], dtype=np.float64)),
-                    np.array([v.x, v.y, v.z], dtype=np.float64),
-                    msg.header.frame_id or 'odom')
-
-
-def image_to_encoded(msg: Image) -> EncodedImage:
-    """Wrap a sensor_msgs/Image payload (the message owns the bytes; no copy)."""
-    return EncodedImage(np.frombuffer(msg.data, dtype=np.uint8), msg.encoding, False,
-                        int(msg.width), int(msg.height), int(msg.step))
-
-
-def compressed_to_encoded(msg: CompressedImage) -> EncodedImage:
-    """Wrap a sensor_msgs/CompressedImage payload (JPEG or PNG)."""
-    return EncodedImage(np.frombuffer(msg.data, dtype=np.uint8), msg.format, True, 0, 0, 0)
 
 
 def rgb_to_image(rgb: np.ndarray, header: Header) -> Image:

@@ -11,7 +11,7 @@ from nav_msgs.msg import Odometry
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
-from ar1_ros.nodes import conversions
+from ar1_ros.runtime import messages
 from ar1_ros.runtime.images import Frame, ImageError, probe_size
 
 # A zero stamp is a driver that does not stamp: its time of capture is unknown, and every
@@ -59,14 +59,14 @@ class Inputs:
         self._report(kind, f'{topic}: {problem}')
 
     def _on_image(self, camera, msg) -> None:
-        stamp_ns = conversions.stamp_to_ns(msg.header.stamp)
+        stamp_ns = messages.stamp_to_ns(msg.header.stamp)
         if stamp_ns == 0:
             self._reject(camera.topic, stamp_ns, 'image_rejected', UNSTAMPED)
             return
         if camera.compressed:
-            encoded = conversions.compressed_to_encoded(msg)
+            encoded = messages.compressed_to_encoded(msg)
         else:
-            encoded = conversions.image_to_encoded(msg)
+            encoded = messages.image_to_encoded(msg)
         try:
             size = probe_size(encoded)
         except ImageError as exc:
@@ -80,12 +80,12 @@ class Inputs:
             self._on_input()
 
     def _on_odometry(self, msg: Odometry) -> None:
-        stamp_ns = conversions.stamp_to_ns(msg.header.stamp)
+        stamp_ns = messages.stamp_to_ns(msg.header.stamp)
         if stamp_ns == 0:
             self._reject(self._ego_topic, stamp_ns, 'odometry_rejected', UNSTAMPED)
             return
         try:
-            state = conversions.odometry_to_ego(msg)
+            state = messages.odometry_to_ego(msg)
         except ValueError as exc:
             self._reject(self._ego_topic, stamp_ns, 'odometry_rejected', str(exc))
             return

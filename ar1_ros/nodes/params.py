@@ -136,11 +136,16 @@ def _dataclass_table(cls, prefix: str, help_text: Dict[str, str]) -> List[Tuple[
     return table
 
 
+def parameter_table() -> List[Tuple[str, Any, str]]:
+    """Return (name, default, description) of every node parameter except the per-camera ones."""
+    return (list(NODE_PARAMETERS) + _dataclass_table(SelectionConfig, 'selection', SELECTION_HELP)
+            + _dataclass_table(ValidatorConfig, 'validator', {}))
+
+
 def declare_parameters(node) -> Dict[str, Any]:
     """Declare every node parameter on `node`; return name -> value (ConfigError on a bad one)."""
-    table = (list(NODE_PARAMETERS) + _dataclass_table(SelectionConfig, 'selection', SELECTION_HELP)
-             + _dataclass_table(ValidatorConfig, 'validator', {}))
-    values = {name: _declare(node, name, default, text) for name, default, text in table}
+    values = {name: _declare(node, name, default, text)
+              for name, default, text in parameter_table()}
     for camera_id in values['cameras'] or []:
         for key, default, text in CAMERA_PARAMETERS:
             name = f'camera.{camera_id}.{key}'

@@ -16,46 +16,12 @@ import time
 from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 import pytest
-from ros.harness import CONFIG, REPO, Harness, stamp_ns
+from ros.harness import REPO, Harness, stamp_ns
+from ros.processes import NodeProcess, write_params
 from ros.synthetic import NS, arc_pose, camera_overrides
-import yaml
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 TINY = os.path.join(REPO, 'test', 'fixtures', 'ar1_tiny')
-
-
-def write_params(path, overrides):
-    with open(CONFIG) as f:
-        data = yaml.safe_load(f)
-    params = data['/**']['ros__parameters']
-    for dotted, value in overrides.items():
-        node = params
-        *parents, leaf = dotted.split('.')
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
-class NodeProcess:
-    def __init__(self, params_file, log_path):
-        self.log = open(log_path, 'w')  # noqa: SIM115 - closed in stop(), outlives __init__
-        ar1 = os.path.join(os.path.dirname(sys.executable), 'ar1')
-        self.proc = subprocess.Popen(
-            [ar1, 'run', '--params', str(params_file), '--no-autostart', '--ros-args',
-             '-p', 'use_sim_time:=true'], stdout=self.log, stderr=subprocess.STDOUT)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
 
 
 class FeederProcess:

@@ -30,7 +30,7 @@ OUTPUTS = {'trajectory': Trajectory, 'trajectory_samples': Trajectory,
 
 def stamp_ns(msg) -> int:
     """Return a message's header stamp in ns, with the node's own conversion."""
-    from ar1_ros.nodes.conversions import stamp_to_ns
+    from ar1_ros.runtime.messages import stamp_to_ns
     return stamp_to_ns(msg.header.stamp)
 
 

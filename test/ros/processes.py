@@ -1,0 +1,45 @@
+"""Processes of the DDS tests: the node as users start it (`ar1 run`) and its parameter file."""
+import os
+import signal
+import subprocess
+import sys
+
+from ros.harness import CONFIG
+import yaml
+
+
+def write_params(path, overrides):
+    with open(CONFIG) as f:
+        data = yaml.safe_load(f)
+    params = data['/**']['ros__parameters']
+    for dotted, value in overrides.items():
+        node = params
+        *parents, leaf = dotted.split('.')
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+class NodeProcess:
+    """`ar1 run` with sim time, unconfigured (lifecycle services drive it) unless autostart."""
+
+    def __init__(self, params_file, log_path, autostart=False):
+        self.log = open(log_path, 'w')  # noqa: SIM115 - closed in stop(), outlives __init__
+        ar1 = os.path.join(os.path.dirname(sys.executable), 'ar1')
+        start = [] if autostart else ['--no-autostart']
+        self.proc = subprocess.Popen(
+            [ar1, 'run', '--params', str(params_file), *start, '--ros-args',
+             '-p', 'use_sim_time:=true'], stdout=self.log, stderr=subprocess.STDOUT)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
