@@ -16,6 +16,8 @@ SUBCOMMANDS = (
     'ar1_ros.cli.doctor',
     'ar1_ros.cli.check_model',
     'ar1_ros.cli.run',
+    'ar1_ros.cli.replay',
+    'ar1_ros.cli.eval',
 )
 
 

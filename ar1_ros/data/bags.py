@@ -129,7 +129,11 @@ class BagReader:
         """Return the message object of `message` (fields as in rclpy; arrays as numpy)."""
         try:
             return self._reader.deserialize(message.raw, message.msgtype)
-        except Exception as exc:  # noqa: BLE001 - unknown type, bad CDR
+        except KeyError as exc:
+            raise BagError(f'{self.path}: unknown message type {message.msgtype} on '
+                           f'{message.topic}: the bag stores no definition of it and it is not '
+                           f'a ROS 2 Kilted or ar1_ros type') from exc
+        except Exception as exc:  # noqa: BLE001 - bad CDR
             raise BagError(f'{self.path}: cannot decode a {message.msgtype} on {message.topic} '
                            f'at {message.log_ns / NS_PER_S:.3f} s ({_describe(exc)})') from exc
 

@@ -6,7 +6,7 @@ that builds the model's history (runtime.ego_history.interpolate_pose), so histo
 share one definition of "the pose at time t".
 """
 import dataclasses
-from typing import List, Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -40,12 +40,16 @@ class Kinematics:
 class EgoTrack:
     """Every usable odometry sample of one bag, in stamp order."""
 
-    def __init__(self, states: List[EgoState], max_gap_s: float = 0.25):
+    def __init__(self, states: Sequence[EgoState] = (), max_gap_s: float = 0.25):
         self._ring: StampedRing = StampedRing(_FOREVER_NS)
-        for state in states:
-            if check_ego_state(state) is None:
-                self._ring.insert(state.stamp_ns, state)
         self._max_gap_ns = seconds_to_ns(max_gap_s)
+        for state in states:
+            self.add(state)
+
+    def add(self, state: EgoState) -> None:
+        """Append one odometry sample (ignored when check_ego_state rejects it)."""
+        if check_ego_state(state) is None:
+            self._ring.insert(state.stamp_ns, state)
 
     def __len__(self) -> int:
         return len(self._ring)

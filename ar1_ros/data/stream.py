@@ -6,12 +6,13 @@ assembles when the bag is replayed to it. Rejected messages are counted per topi
 """
 import collections
 import dataclasses
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 from ar1_ros.data.bags import BagMessage, BagReader
 from ar1_ros.runtime import messages
 from ar1_ros.runtime.assembly import InputBuffers
 from ar1_ros.runtime.images import Frame, ImageError, probe_size
+from ar1_ros.runtime.types import EgoState
 
 IMAGE = 'sensor_msgs/msg/Image'
 COMPRESSED = 'sensor_msgs/msg/CompressedImage'
@@ -53,10 +54,14 @@ class TopicMap:
 
 
 class BagInputs:
-    """Feeds one bag's input messages into `buffers` (runtime.assembly.InputBuffers)."""
+    """Feeds one bag's input messages into `buffers` (runtime.assembly.InputBuffers).
 
-    def __init__(self, reader: BagReader, topics: TopicMap, buffers: InputBuffers):
-        self._reader, self._buffers = reader, buffers
+    on_ego(state), if given, receives every accepted odometry sample (e.g. a ground-truth track).
+    """
+
+    def __init__(self, reader: BagReader, topics: TopicMap, buffers: InputBuffers,
+                 on_ego: Optional[Callable[[EgoState], None]] = None):
+        self._reader, self._buffers, self._on_ego = reader, buffers, on_ego
         self._cameras: Dict[str, CameraTopic] = {c.topic: c for c in topics.cameras}
         self._ego_topic = topics.ego_topic
         self.rejected: Dict[Tuple[str, str], int] = collections.Counter()
@@ -100,4 +105,7 @@ class BagInputs:
             state = messages.odometry_to_ego(msg)
         except ValueError as exc:
             return str(exc)
-        return self._buffers.add_ego(state)
+        problem = self._buffers.add_ego(state)
+        if problem is None and self._on_ego is not None:
+            self._on_ego(state)
+        return problem

@@ -8,6 +8,8 @@ benchmarks/bench_bag.py.
 import dataclasses
 import math
 from pathlib import Path
+import shutil
+import struct
 from typing import Optional, Tuple
 
 import cv2
@@ -114,3 +116,29 @@ def write_drive_bag(path, drive: Optional[Drive] = None) -> Path:
             else:
                 writer.write(EGO_TOPIC, log_ns, odometry_message(writer, drive, stamp))
     return Path(path)
+
+
+def corrupt_last_chunk(bag: Path, name: str = 'broken') -> Path:
+    """Return a copy of an MCAP bag whose last chunk has a garbage record header.
+
+    rosbags reads a chunk at a time, so every message before that chunk still reads and the
+    read fails on reaching it: a bag damaged part-way, with a valid index and footer.
+    """
+    broken = Path(bag).parent / f'{Path(bag).name}_{name}'
+    shutil.copytree(bag, broken)
+    data_file = next(broken.glob('*.mcap'))
+    data = bytearray(data_file.read_bytes())
+    offset, chunks = 8, []  # after the magic: records of opcode (1 B) + length (8 B) + body
+    while data[offset] != 0x0F:  # up to the footer
+        length = struct.unpack_from('<Q', data, offset + 1)[0]
+        if data[offset] == 0x06:
+            chunks.append(offset)
+        offset += 9 + length
+    # Chunk body: start, end, uncompressed size (3 x 8 B), crc (4 B), compression string
+    # (4 B length + text), records length (8 B), then the records.
+    body = chunks[-1] + 9
+    compression = struct.unpack_from('<I', data, body + 28)[0]
+    first_record = body + 32 + compression + 8
+    data[first_record:first_record + 9] = b'\xff' * 9
+    data_file.write_bytes(bytes(data))
+    return broken
