@@ -18,6 +18,7 @@ SUBCOMMANDS = (
     'ar1_ros.cli.run',
     'ar1_ros.cli.replay',
     'ar1_ros.cli.eval',
+    'ar1_ros.cli.convert_pai',
 )
 
 

@@ -8,10 +8,12 @@ dx = d(x), dy = d(y):
 - v = |(dx, dy)|, jerk = d(d(v))                          [m/s³]
 - lon_accel = d(dx cos h + dy sin h), lon_jerk = d(lon_accel)   [m/s², m/s³]
 - lat_accel = d(-dx sin h + dy cos h)                     [m/s²]
-- yaw_rate = d(h) with each difference wrapped to [-pi, pi), yaw_accel = d(yaw_rate)
+- yaw_rate = d(h) with each difference wrapped into [-pi, pi], yaw_accel = d(yaw_rate)
   [rad/s, rad/s²]
 
-A check passes when ALL T values lie strictly inside its bounds (a NaN fails).
+A check passes when ALL T values lie strictly inside its bounds (a NaN fails). Repeating the
+last difference at each stage zeroes the last accelerations, so a path that still accelerates
+at its end shows a jerk of about a / dt there: the official behaviour, kept on purpose.
 """
 from typing import Dict, Tuple
 
@@ -40,8 +42,9 @@ def difference(values: np.ndarray, dt: float) -> np.ndarray:
 
 
 def _wrap(angle: np.ndarray) -> np.ndarray:
-    """Return angles wrapped into [-pi, pi)."""
-    return (angle + np.pi) % (2 * np.pi) - np.pi
+    """Return heading differences (each in (-2 pi, 2 pi)) brought into [-pi, pi]."""
+    angle = np.where(angle > np.pi, angle - 2 * np.pi, angle)
+    return np.where(angle < -np.pi, angle + 2 * np.pi, angle)
 
 
 def _checked(xyz, rot, dt: float) -> Tuple[np.ndarray, np.ndarray]:
