@@ -39,6 +39,17 @@ def test_replay_launch_plays_with_clock_and_sim_time():
     assert "{'use_sim_time': True}" in source
 
 
+def test_replay_launch_offers_ar1_replay_as_the_player():
+    path = REPO / 'launch' / 'ar1_replay.launch.py'
+    strings = _strings(path)
+    assert {'player', 'ros2', 'ar1', 'replay', 'lib', '--rate'} <= strings
+    assert "choices=['ros2', 'ar1']" in path.read_text()
+    # The same subcommand the pip world runs: `ar1 replay BAG --rate R`.
+    from ar1_ros.cli.main import build_parser
+    args = build_parser().parse_args(['replay', 'some_bag', '--rate', '0.5', '--delay', '1.0'])
+    assert (args.rate, args.delay) == (0.5, 1.0)
+
+
 def test_referenced_share_files_exist_and_are_installed():
     assert (REPO / 'config' / 'ar1.yaml').is_file()
     assert (REPO / 'rviz' / 'ar1.rviz').is_file()

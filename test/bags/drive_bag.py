@@ -99,10 +99,14 @@ def _events(drive: Drive):
         yield stamp + int(drive.odom_latency_s * NS), 'odom', 0, stamp, step
 
 
-def write_drive_bag(path, drive: Optional[Drive] = None) -> Path:
-    """Write the bag of `drive` (default Drive()) at `path` (a new folder); return the path."""
+def write_drive_bag(path, drive: Optional[Drive] = None, pictures=None) -> Path:
+    """Write the bag of `drive` (default Drive()) at `path` (a new folder); return the path.
+
+    pictures: (H, W, 3) uint8 images cycled through as camera frames (default: 4 test images).
+    """
     drive = drive or Drive()
-    pictures = [make_image(drive.size[0], drive.size[1], seed) for seed in range(4)]
+    if pictures is None:
+        pictures = [make_image(drive.size[0], drive.size[1], seed) for seed in range(4)]
     with BagWriter(path, drive.storage) as writer:
         msgtype = ('sensor_msgs/msg/CompressedImage' if drive.compressed
                    else 'sensor_msgs/msg/Image')
