@@ -11,8 +11,10 @@ point i at t = (i + 1) * dt; errors are XY Euclidean distances in metres:
   corner and step, then the mean over steps and corners.
 - ours: fde (sample 0, last step), min_fde (best sample at the last step, any sample),
   displacement@Ss (the error of k* at step round(S / dt), i.e. at t = S), min_ade_sample (k*).
-Comfort (evaluation.comfort) is scored on the plan, or sample 0 when every sample was rejected,
-and needs no ground truth; so do valid_samples and rejected_samples.
+Comfort (evaluation.comfort) needs no ground truth: comfort/<check> is 1.0 or 0.0 for the plan
+(sample 0 when every sample was rejected); comfort_samples/<check> is the fraction of the K
+samples that pass, which is what the official code reports as comfort/<check>. valid_samples
+and rejected_samples count the samples the safety gate passed and rejected.
 """
 import math
 from typing import Dict, Iterable, List, Optional
@@ -28,7 +30,8 @@ EGO_BOX_LWH = (4.0, 3.0, 2.0)
 DISTANCE_METRICS = ('min_ade', *(f'min_ade/by_t={t}' for t in BY_T), 'ade',
                     *(f'ade/by_t={t}' for t in ADE_BY_T), 'fde', 'min_fde',
                     *(f'displacement@{t}s' for t in BY_T), 'corner_distance', 'min_ade_sample')
-COMFORT_METRICS = tuple(f'comfort/{name}' for name in CHECKS)
+COMFORT_METRICS = (*(f'comfort/{name}' for name in CHECKS),
+                   *(f'comfort_samples/{name}' for name in CHECKS))
 SAMPLE_METRICS = ('valid_samples', 'rejected_samples')
 # Every metric record_metrics() can return, in the order tables and CSV columns use.
 METRIC_NAMES = DISTANCE_METRICS + COMFORT_METRICS + SAMPLE_METRICS
@@ -113,12 +116,21 @@ def plan_sample(record: KeyframeRecord) -> Optional[int]:
     return record.plan_index if record.plan_index is not None else 0
 
 
+def _comfort_metrics(record: KeyframeRecord, plan: int) -> Dict[str, float]:
+    checks = [comfort_checks(xyz, rot, record.dt)
+              for xyz, rot in zip(record.pred_xyz, record.pred_rot, strict=True)]
+    metrics = {f'comfort/{name}': float(ok) for name, ok in checks[plan].items()}
+    metrics.update({f'comfort_samples/{name}': float(np.mean([c[name] for c in checks]))
+                    for name in CHECKS})
+    return metrics
+
+
 def record_metrics(record: KeyframeRecord) -> Dict[str, float]:
     """Return every metric of one keyframe, in METRIC_NAMES order.
 
     Without a prediction (failed, skipped): {}. With one: comfort/<check> (1.0 pass, 0.0 fail)
-    of the plan sample, valid_samples and rejected_samples (counts), and with ground truth
-    also the distance metrics of keyframe_metrics().
+    of the plan sample, comfort_samples/<check> (pass rate over the samples), valid_samples and
+    rejected_samples (counts), and with ground truth also the metrics of keyframe_metrics().
     """
     plan = plan_sample(record)
     if plan is None:
@@ -126,8 +138,7 @@ def record_metrics(record: KeyframeRecord) -> Dict[str, float]:
     metrics = {'valid_samples': float(sum(bool(v) for v in record.valid)),
                'rejected_samples': float(sum(not v for v in record.valid))}
     if record.pred_rot is not None:
-        checks = comfort_checks(record.pred_xyz[plan], record.pred_rot[plan], record.dt)
-        metrics.update({f'comfort/{name}': float(ok) for name, ok in checks.items()})
+        metrics.update(_comfort_metrics(record, plan))
     if record.has_ground_truth and record.pred_rot is not None:
         metrics.update(keyframe_metrics(record.pred_xyz, record.pred_rot, record.gt_xyz,
                                         record.gt_rot, record.dt))

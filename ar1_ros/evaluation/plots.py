@@ -84,7 +84,9 @@ def bev_png(record: KeyframeRecord) -> bytes:
         _samples(ax, record)
     ax.plot([0], [0], marker='^', color='black', ms=8, ls='none', label='ego at t0')
     ax.set_aspect('equal', adjustable='datalim')
-    ax.set_xlabel('left  <-  y [m]  ->  right')
+    # Drawn at -y so that left is on the left; the ticks name y itself.
+    ax.xaxis.set_major_formatter(lambda value, _: f'{-value + 0.0:g}')
+    ax.set_xlabel('y [m] (left positive)')
     ax.set_ylabel('x forward [m]')
     ax.grid(alpha=0.3)
     _legend(ax, fontsize=7, loc='best')

@@ -43,17 +43,31 @@ def _number(value, digits: int = 3) -> str:
     return '' if value is None else f'{value:.{digits}f}'
 
 
-def _value(name: str, value: float) -> str:
-    """Return one keyframe's metric as text: pass/FAIL, a count, or metres."""
-    if name.startswith('comfort/'):
-        return 'pass' if value >= 0.5 else 'FAIL'
-    if name.endswith('_samples') or name == 'min_ade_sample':
-        return f'{value:.0f}'
-    return f'{value:.3f} m'
+def _percent(rate) -> str:
+    return 'n/a' if rate is None else f'{100 * rate:.1f} %'
+
+
+def _metric_rows(metrics: Dict[str, float]) -> List[tuple]:
+    """Return one keyframe's (name, text) rows: distances in metres, comfort folded."""
+    rows, failed = [], [n[8:] for n, v in metrics.items()
+                        if n.startswith('comfort/') and n != 'comfort/all' and v < 0.5]
+    for name, value in metrics.items():
+        if name == 'comfort/all':
+            rows.append(('comfort of the plan', 'FAIL: ' + ', '.join(failed) if failed
+                         else 'pass'))
+        elif name == 'comfort_samples/all':
+            rows.append(('samples passing all comfort checks', _percent(value)))
+        elif name.startswith('comfort'):
+            continue
+        elif name.endswith('_samples') or name == 'min_ade_sample':
+            rows.append((name, f'{value:.0f}'))
+        else:
+            rows.append((name, f'{value:.3f} m'))
+    return rows
 
 
 def _unit(name: str) -> str:
-    if name.startswith('comfort/'):
+    if name.startswith('comfort'):
         return 'pass rate'
     return 'count' if name.endswith('_samples') else 'm'
 
@@ -61,8 +75,9 @@ def _unit(name: str) -> str:
 def _overview(summary: Dict, meta: Dict[str, str]) -> str:
     status = summary.get('status', {})
     counts = ', '.join(f'{status.get(s, 0)} {s}' for s in STATUSES)
-    rates = (f'plans rejected: {_number(summary.get("plan_rejection_rate"))} of keyframes with '
-             f'a prediction; samples rejected: {_number(summary.get("sample_rejection_rate"))}')
+    rates = (f'Every sample rejected (no plan) in '
+             f'{_percent(summary.get("plan_rejection_rate"))} of the keyframes with a prediction; '
+             f'{_percent(summary.get("sample_rejection_rate"))} of all samples rejected')
     metrics = summary.get('metrics', {})
     rows = [(name, _unit(name), _number(s['mean'], 4), _number(s['std'], 4), _number(s['min']),
              _number(s['max']), s['count']) for name, s in metrics.items()]
@@ -96,7 +111,8 @@ def _camera(record: KeyframeRecord) -> str:
         return f'<p>(no camera picture kept)</p><small>{html.escape(record.camera_note)}</small>'
     import cv2
     # JPEG, not PNG: a photo is about ten times smaller, and there may be hundreds of cards.
-    bgr = np.ascontiguousarray(np.asarray(record.camera_rgb, dtype=np.uint8)[..., ::-1])
+    rgb = np.asarray(record.camera_rgb, dtype=np.uint8)
+    bgr = np.ascontiguousarray(rgb[..., ::-1] if rgb.ndim == 3 else rgb)
     ok, data = cv2.imencode('.jpg', bgr, [cv2.IMWRITE_JPEG_QUALITY, 85])
     if not ok:
         return '<p>(camera picture could not be encoded)</p>'
@@ -121,7 +137,7 @@ def _card(record: KeyframeRecord) -> str:
     text = record.reasoning[plan] if plan is not None and plan < len(record.reasoning) else ''
     which = ('plan: sample ' + str(plan) if record.plan_index is not None
              else 'no plan; sample 0 shown' if plan is not None else 'no prediction')
-    metrics = [(name, _value(name, value)) for name, value in record.metrics.items()]
+    metrics = _metric_rows(record.metrics)
     ground_truth = '' if record.has_ground_truth else '<p>No ground truth: the recording ' \
         'ends (or odometry stops) before the horizon; distances not computed.</p>'
     return (f'<div class="card"><div>{_img(bev_png(record), "image/png", "bird eye view")}'

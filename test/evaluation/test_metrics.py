@@ -163,14 +163,26 @@ def test_comfort_longitudinal_acceleration_bounds(accel, passes):
     xyz, rot = straight(steps=30, speed=20.0, accel=accel)
     lon_accel = comfort_terms(xyz, rot, DT)['lon_accel']
     assert lon_accel[:-2] == pytest.approx(np.full(28, accel))
-    # Repeating the last difference of the velocity, then of the acceleration, zeroes the
-    # last two accelerations: the official definition, kept.
-    assert lon_accel[-2:] == pytest.approx([0.0, 0.0], abs=1e-9)
     checks = comfort_checks(xyz, rot, DT)
     assert checks['lon_accel'] is passes
-    assert checks['all'] is passes
     assert checks['lat_accel']
     assert checks['yaw_rate']
+    assert not checks['all'], 'accelerating to the end always fails lon_jerk (next test)'
+
+
+def test_comfort_repeated_last_difference_makes_a_jerk_at_the_end():
+    # The official finite differences repeat the last value at every stage: the last two
+    # accelerations are 0, so a constant 1 m/s² shows a jerk of -1 / dt three steps before
+    # the end. Kept as the official code does it.
+    xyz, rot = straight(steps=30, speed=20.0, accel=1.0)
+    terms = comfort_terms(xyz, rot, DT)
+    assert terms['lon_accel'][-2:] == pytest.approx([0.0, 0.0], abs=1e-9)
+    assert terms['lon_jerk'][:-3] == pytest.approx(np.zeros(27), abs=1e-6)
+    assert terms['lon_jerk'][-3] == pytest.approx(-10.0)
+    checks = comfort_checks(xyz, rot, DT)
+    assert checks['lon_accel']
+    assert not checks['lon_jerk']
+    assert not checks['jerk']
 
 
 def test_comfort_zigzag_fails_yaw_rate():
@@ -218,6 +230,8 @@ def test_record_metrics_scores_comfort_on_the_plan_or_sample_0():
     m = record_metrics(ok)
     assert m['comfort/lon_accel'] == 1.0
     assert m['comfort/all'] == 1.0
+    assert m['comfort_samples/lon_accel'] == 0.5
+    assert m['comfort_samples/all'] == 0.5
     assert (m['valid_samples'], m['rejected_samples']) == (1.0, 1.0)
     assert 'min_ade' not in m, 'no ground truth, no distances'
     rejected = make_record('rejected', plan=None, paths=(brake, smooth), valid=[False, False])
