@@ -1,23 +1,14 @@
 """`ar1 eval` end to end on synthetic drive bags: keyframes, ground truth, outputs, faults."""
 import json
-import os
 
 from bags.drive_bag import Drive, corrupt_last_chunk, overrides, write_drive_bag
 import pytest
-from ros.harness import REPO
-from ros.processes import write_params
+from ros.processes import LOOSE_VALIDATOR, TINY_BACKEND, write_params
 from ros.synthetic import CAMERAS, NS, topic_of
 
 from ar1_ros.cli.main import main
 from ar1_ros.data.bags import BagReader
 
-TINY = os.path.join(REPO, 'test', 'fixtures', 'ar1_tiny')
-LOOSE = {f'validator.{k}': v for k, v in (
-    ('min_accel', -1e6), ('max_accel', 1e6), ('max_curvature', 1e6), ('max_jerk', 1e9),
-    ('max_lateral_accel', 1e9), ('first_point_tolerance_m', 1e6), ('min_speed', -1e6))}
-TINY_BACKEND = {'backend.kind': 'torch', 'backend.checkpoint': os.path.join(TINY, 'checkpoint'),
-                'backend.vlm_path': os.path.join(TINY, 'base_vlm'), 'backend.device': 'cpu',
-                'backend.dtype': 'float32', 'backend.max_reasoning_tokens': 8}
 FAKE_BACKEND = {'backend.kind': 'fake', 'backend.device': 'cpu', 'backend.dtype': 'float32'}
 
 
@@ -89,7 +80,7 @@ def test_output_bag_has_inputs_and_node_outputs(tmp_path, drive_bag):
 
 def test_tiny_model_is_deterministic_for_a_seed(tmp_path, drive_bag):
     drive, bag = drive_bag
-    params = params_for(tmp_path, drive, TINY_BACKEND, **LOOSE)
+    params = params_for(tmp_path, drive, TINY_BACKEND, **LOOSE_VALIDATOR)
     args = ('--every', '2.0', '--samples', '2', '--max-keyframes', '2', '--no-bag')
     runs = [run_eval(tmp_path, [bag], params, *args, '--seed', seed, out=f'o{i}')
             for i, seed in enumerate(('3', '3', '4'))]

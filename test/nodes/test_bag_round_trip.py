@@ -12,19 +12,15 @@ import sys
 from bags.drive_bag import Drive, overrides, write_drive_bag
 import numpy as np
 import pytest
-from ros.harness import REPO, Harness, stamp_ns
-from ros.processes import NodeProcess, write_params
+from ros.harness import Harness, stamp_ns
+from ros.processes import LOOSE_VALIDATOR, TINY_BACKEND, NodeProcess, write_params
 from ros.synthetic import topic_of
 
 from ar1_ros.cli.main import main
 from ar1_ros.data.bags import BagReader
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
-TINY = os.path.join(REPO, 'test', 'fixtures', 'ar1_tiny')
 AR1 = os.path.join(os.path.dirname(sys.executable), 'ar1')
-LOOSE = {f'validator.{k}': v for k, v in (
-    ('min_accel', -1e6), ('max_accel', 1e6), ('max_curvature', 1e6), ('max_jerk', 1e9),
-    ('max_lateral_accel', 1e9), ('first_point_tolerance_m', 1e6), ('min_speed', -1e6))}
 
 
 def points(msg) -> np.ndarray:
@@ -68,11 +64,8 @@ def test_replayed_node_equals_offline_eval(tmp_path):
     drive = Drive(duration_s=4.0)
     bag = write_drive_bag(tmp_path / 'drive', drive)
     params = write_params(tmp_path / 'params.yaml', dict(
-        overrides(drive), **LOOSE, **{
-            'backend.kind': 'torch', 'backend.checkpoint': os.path.join(TINY, 'checkpoint'),
-            'backend.vlm_path': os.path.join(TINY, 'base_vlm'), 'backend.device': 'cpu',
-            'backend.dtype': 'float32', 'backend.max_reasoning_tokens': 8,
-            'backend.num_samples': 2, 'cycle_rate_hz': 10.0}))
+        overrides(drive), **LOOSE_VALIDATOR, **TINY_BACKEND,
+        **{'backend.num_samples': 2, 'cycle_rate_hz': 10.0}))
     node = node_plans(tmp_path, bag, params, rate=0.5)
     offline = eval_plans(tmp_path, bag, params)
     common = sorted(set(node) & set(offline))

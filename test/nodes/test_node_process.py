@@ -17,11 +17,10 @@ from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 import pytest
 from ros.harness import REPO, Harness, stamp_ns
-from ros.processes import NodeProcess, write_params
+from ros.processes import LOOSE_VALIDATOR, TINY_BACKEND, NodeProcess, write_params
 from ros.synthetic import NS, arc_pose, camera_overrides
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
-TINY = os.path.join(REPO, 'test', 'fixtures', 'ar1_tiny')
 
 
 class FeederProcess:
@@ -163,11 +162,5 @@ def test_fake_backend_lifecycle_and_outputs(session):
 
 
 def test_tiny_checkpoint_lifecycle_and_outputs(session):
-    loose = {f'validator.{k}': v for k, v in (
-        ('min_accel', -1e6), ('max_accel', 1e6), ('max_curvature', 1e6), ('max_jerk', 1e9),
-        ('max_lateral_accel', 1e9), ('first_point_tolerance_m', 1e6), ('min_speed', -1e6))}
-    run_lifecycle(session, dict(loose, **{
-        'backend.kind': 'torch', 'backend.checkpoint': os.path.join(TINY, 'checkpoint'),
-        'backend.vlm_path': os.path.join(TINY, 'base_vlm'), 'backend.device': 'cpu',
-        'backend.dtype': 'float32', 'backend.max_reasoning_tokens': 8,
-        'diagnostics_rate_hz': 5.0}), False)
+    run_lifecycle(session, dict(LOOSE_VALIDATOR, **TINY_BACKEND, diagnostics_rate_hz=5.0),
+                  False)

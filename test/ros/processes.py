@@ -4,8 +4,18 @@ import signal
 import subprocess
 import sys
 
-from ros.harness import CONFIG
+from ros.harness import CONFIG, REPO
 import yaml
+
+TINY = os.path.join(REPO, 'test', 'fixtures', 'ar1_tiny')
+# The tiny random checkpoint plans nonsense: a safety gate that lets every finite plan through,
+# so tests see its plans (the gate itself is tested with the fake backend).
+LOOSE_VALIDATOR = {f'validator.{k}': v for k, v in (
+    ('min_accel', -1e6), ('max_accel', 1e6), ('max_curvature', 1e6), ('max_jerk', 1e9),
+    ('max_lateral_accel', 1e9), ('first_point_tolerance_m', 1e6), ('min_speed', -1e6))}
+TINY_BACKEND = {'backend.kind': 'torch', 'backend.checkpoint': os.path.join(TINY, 'checkpoint'),
+                'backend.vlm_path': os.path.join(TINY, 'base_vlm'), 'backend.device': 'cpu',
+                'backend.dtype': 'float32', 'backend.max_reasoning_tokens': 8}
 
 
 def write_params(path, overrides):
