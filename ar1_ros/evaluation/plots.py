@@ -154,6 +154,8 @@ def _timeline(ax, bag: str, rows: Sequence[KeyframeRecord]) -> None:
     ax.set_title(f'{bag}: {len(rows)} keyframes', fontsize=10)
     ax.set_xlabel('t0 since the first keyframe [s]')
     ax.set_ylabel('error [m]')
+    # Errors are >= 0: from zero, with headroom (a zoomed axis makes noise look like trends).
+    ax.set_ylim(0, max(ax.get_ylim()[1] * 1.15, 1e-3))
     ax.grid(alpha=0.3)
     _legend(ax, fontsize=7, loc='upper right')
 
