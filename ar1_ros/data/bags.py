@@ -14,6 +14,7 @@ from typing import Dict, Iterable, Iterator, Optional, Sequence, Tuple
 from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
 
+from ar1_ros.data.mcap_recovery import TruncatedMcap
 from ar1_ros.data.typestore import ar1_typestore
 from ar1_ros.runtime.types import NS_PER_S
 
@@ -35,6 +36,11 @@ class BagMessage:
     connection: object  # rosbags.interfaces.Connection, for deserialize and copying
 
 
+def _where(log_ns: Optional[int]) -> str:
+    return ('before the first message' if log_ns is None
+            else f'after the message at {log_ns / NS_PER_S:.3f} s')
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return f'{type(exc).__name__}: {text}' if type(exc).__name__ not in text else text
@@ -51,12 +57,24 @@ class BagReader:
         self.path = Path(path)
         if not self.path.exists():
             raise BagError(f'{self.path}: no such bag')
+        self.recovered = False  # an unfinished MCAP read up to its cut (mcap_recovery)
         try:
             self._reader = AnyReader([self.path], default_typestore=ar1_typestore())
             self._reader.open()
         except Exception as exc:  # noqa: BLE001 - every library fault becomes one clear error
-            raise BagError(f'{self.path}: cannot open as a rosbag2 bag ({_describe(exc)})') \
-                from exc
+            self._reader = self._recover(exc)
+            if self._reader is None:
+                raise BagError(f'{self.path}: cannot open as a rosbag2 bag '
+                               f'({_describe(exc)})') from exc
+            self.recovered = True
+
+    def _recover(self, exc: Exception):
+        """Return a TruncatedMcap when the bag is one MCAP file without its end, else None."""
+        files = [self.path] if self.path.suffix == '.mcap' else sorted(self.path.glob('*.mcap'))
+        if len(files) != 1 or 'magic' not in str(exc).lower():
+            return None
+        recovered = TruncatedMcap(files[0])
+        return recovered if recovered.connections else None
 
     def __enter__(self) -> 'BagReader':
         return self
@@ -120,10 +138,13 @@ class BagReader:
                 yield BagMessage(connection.topic, connection.msgtype, int(log_ns), raw,
                                  connection)
         except Exception as exc:  # noqa: BLE001 - sqlite/mcap/lz4 faults alike
-            where = ('before the first message' if last is None
-                     else f'after the message at {last / NS_PER_S:.3f} s')
-            raise BagError(f'{self.path}: read failed {where} ({_describe(exc)}); the bag is '
-                           f'corrupt or truncated') from exc
+            raise BagError(f'{self.path}: read failed {_where(last)} ({_describe(exc)}); the '
+                           f'bag is corrupt or truncated') from exc
+        fault = getattr(self._reader, 'fault', None)
+        if fault:
+            raise BagError(f'{self.path}: the bag was never closed (no MCAP summary); read up '
+                           f'to its cut, which comes {_where(last)} ({fault}); the bag is '
+                           f'truncated')
 
     def deserialize(self, message: BagMessage):
         """Return the message object of `message` (fields as in rclpy; arrays as numpy)."""
@@ -179,7 +200,7 @@ class BagWriter:
         """Add `topic` of `msgtype`; copy_from: a recorded Connection whose definition to use."""
         if topic in self._connections:
             return
-        if copy_from is not None and copy_from.msgdef.data:
+        if copy_from is not None and copy_from.msgdef.data and copy_from.digest:
             connection = self._writer.add_connection(
                 topic, msgtype, msgdef=copy_from.msgdef.data, rihs01=copy_from.digest)
         else:

@@ -144,3 +144,26 @@ def test_ego_track_future_is_the_drive_in_the_t0_frame(tmp_path):
         np.testing.assert_allclose(xyz[i, :2], expected, atol=1e-3)
         assert np.arctan2(rot[i, 1, 0], rot[i, 0, 0]) == pytest.approx(yaw - yaw0, abs=1e-6)
     assert track.future(int((drive.start_s + 2.0) * NS)) is None, 'bag ends before 6.4 s'
+
+
+def test_unfinished_mcap_is_read_up_to_its_cut(tmp_path):
+    bag = write_drive_bag(tmp_path / 'b', Drive(duration_s=10.0))
+    with BagReader(bag) as reader:
+        everything = [(m.topic, m.log_ns, bytes(m.raw)) for m in reader.messages()]
+    data = next(bag.glob('*.mcap'))
+    data.write_bytes(data.read_bytes()[:data.stat().st_size * 9 // 10])  # recorder killed
+    seen = []
+
+    def read_all(reader):
+        for message in reader.messages():
+            reader.deserialize(message)
+            seen.append((message.topic, message.log_ns, bytes(message.raw)))
+
+    with BagReader(bag) as reader:
+        assert reader.recovered
+        assert set(reader.topics) == {t for t, _, _ in everything}
+        assert reader.message_count() == 706  # the complete chunks (writer's 1 MB chunks)
+        with pytest.raises(BagError, match='never closed .* after the message at'):
+            read_all(reader)
+    assert seen == everything[:len(seen)]
+    assert len(seen) == 706

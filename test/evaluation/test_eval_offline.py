@@ -1,5 +1,6 @@
 """`ar1 eval` end to end on synthetic drive bags: keyframes, ground truth, outputs, faults."""
 import json
+import shutil
 
 from bags.drive_bag import Drive, corrupt_last_chunk, overrides, write_drive_bag
 import pytest
@@ -136,3 +137,16 @@ def test_usage_errors(tmp_path, drive_bag, capsys):
     no_ckpt = params_for(tmp_path, drive, dict(TINY_BACKEND, **{'backend.checkpoint': ''}))
     assert main(['eval', str(bag), '--params', str(no_ckpt)]) == 2
     assert 'pass --checkpoint' in capsys.readouterr().err
+
+
+def test_unfinished_bag_keeps_what_was_recorded(tmp_path, drive_bag, capsys):
+    drive, bag = drive_bag
+    cut = tmp_path / 'cut'
+    shutil.copytree(bag, cut)
+    data = next(cut.glob('*.mcap'))
+    data.write_bytes(data.read_bytes()[:data.stat().st_size * 9 // 10])
+    code, out = run_eval(tmp_path, [cut], params_for(tmp_path, drive, FAKE_BACKEND),
+                         '--every', '0.5')
+    assert code == 1
+    assert 'never closed' in capsys.readouterr().err
+    assert len(keyframe_rows(out)) >= 8
