@@ -1,4 +1,7 @@
-"""The messages of a converted clip, built with the bag writer's (rosbags) types."""
+"""The messages of a converted clip, built with the bag writer's (rosbags) types.
+
+Covariances are all zero: the dataset gives none, and the node does not read them.
+"""
 from typing import Dict, Tuple
 
 import numpy as np
@@ -26,7 +29,7 @@ class ClipWriter:
                              'sensor_msgs/msg/CameraInfo')
 
     def stamp_ns(self, t_us: int) -> int:
-        """Return the ROS time [ns] of a clip-relative time [µs]."""
+        """Return the ROS time [ns] of a clip time [µs] (epoch + clip time)."""
         return self._epoch_ns + int(t_us) * 1000
 
     def _header(self, t_us: int, frame_id: str):
@@ -53,15 +56,16 @@ class ClipWriter:
         self._writer.write(TF_STATIC, self.stamp_ns(t_us),
                            t['tf2_msgs/msg/TFMessage'](transforms=transforms))
 
-    def write_odometry(self, t_us: int, arrays, i: int) -> None:
-        """Write egomotion sample i (odometry_arrays) as Odometry."""
-        t, (_, positions, quats, velocity, yaw_rate, _) = self._types, arrays
+    def write_odometry(self, odometry, i: int) -> None:
+        """Write sample i of `odometry` (geometry.OdometryArrays) as Odometry."""
+        t, o = self._types, odometry
         zero = np.zeros(36)
         pose = t['geometry_msgs/msg/Pose'](
-            position=self._vector(positions[i], 'geometry_msgs/msg/Point'),
-            orientation=self._quaternion(quats[i]))
-        twist = t['geometry_msgs/msg/Twist'](linear=self._vector(velocity[i]),
-                                             angular=self._vector((0.0, 0.0, yaw_rate[i])))
+            position=self._vector(o.positions[i], 'geometry_msgs/msg/Point'),
+            orientation=self._quaternion(o.quats[i]))
+        twist = t['geometry_msgs/msg/Twist'](linear=self._vector(o.linear[i]),
+                                             angular=self._vector(o.angular[i]))
+        t_us = int(o.stamps_us[i])
         msg = t['nav_msgs/msg/Odometry'](
             header=self._header(t_us, 'odom'), child_frame_id='base_link',
             pose=t['geometry_msgs/msg/PoseWithCovariance'](pose=pose, covariance=zero),
