@@ -39,15 +39,44 @@ def test_replay_launch_plays_with_clock_and_sim_time():
     assert "{'use_sim_time': True}" in source
 
 
+def _players(path):
+    """Return {player name: command} of every ExecuteProcess(cmd=[...], condition=...).
+
+    Names in a command (launch arguments, the ar1 path) come back as '<name>'.
+    """
+    players = {}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and getattr(node.func, 'id', '') == 'ExecuteProcess':
+            keywords = {k.arg: k.value for k in node.keywords}
+            condition = keywords['condition']
+            assert getattr(getattr(condition, 'func', None), 'id', '') == '_player_is'
+            players[condition.args[0].value] = [
+                e.value if isinstance(e, ast.Constant) else f'<{e.id}>'
+                for e in keywords['cmd'].elts]
+    return players
+
+
 def test_replay_launch_offers_ar1_replay_as_the_player():
     path = REPO / 'launch' / 'ar1_replay.launch.py'
     strings = _strings(path)
     assert {'player', 'ros2', 'ar1', 'replay', 'lib', '--rate'} <= strings
     assert "choices=['ros2', 'ar1']" in path.read_text()
-    # The same subcommand the pip world runs: `ar1 replay BAG --rate R`.
+    players = _players(path)
+    assert set(players) == {'ros2', 'ar1'}, 'one player per choice, each behind its condition'
+    assert players['ros2'][:5] == ['ros2', 'bag', 'play', '<bag>', '--clock']
+    # The same subcommand the pip world runs: `ar1 replay BAG --rate R`, parsed by our CLI.
     from ar1_ros.cli.main import build_parser
-    args = build_parser().parse_args(['replay', 'some_bag', '--rate', '0.5', '--delay', '1.0'])
-    assert (args.rate, args.delay) == (0.5, 1.0)
+    command = players['ar1']
+    assert command[0] == '<ar1>'
+    values = {'<bag>': 'some_bag', '<rate>': '0.5'}
+    args = build_parser().parse_args([values.get(a, a) for a in command[1:]])
+    assert (args.command, str(args.bag), args.rate, args.loop) == ('replay', 'some_bag', 0.5,
+                                                                   False)
+    # `ar1` is the executable CMake installs into lib/ar1_ros (what `ros2 run` finds).
+    assert "os.path.join(get_package_prefix('ar1_ros'), 'lib', 'ar1_ros', 'ar1')" in \
+        path.read_text()
+    assert 'install(PROGRAMS scripts/ar1 DESTINATION lib/${PROJECT_NAME})' in \
+        (REPO / 'CMakeLists.txt').read_text()
 
 
 def test_referenced_share_files_exist_and_are_installed():

@@ -31,6 +31,9 @@ def run(args: argparse.Namespace) -> int:
         print('ar1 replay: --rate must be > 0; --clock-hz, --start-offset, --delay >= 0',
               file=sys.stderr)
         return 2
+    if not args.bag.exists():  # before importing rclpy: a typo answers at once
+        print(f'ar1 replay: {args.bag}: no such bag', file=sys.stderr)
+        return 2
     from ar1_ros.nodes.replay_main import run_replay
     return run_replay(args.bag, rate=args.rate, loop=args.loop, topics=args.topics,
                       clock_hz=args.clock_hz, start_offset_s=args.start_offset,

@@ -18,14 +18,21 @@ def summary(stats: PlayStats, loops: int) -> str:
             f' ms late): {topics}')
 
 
-def _play(player: BagPlayer, loop: bool, report: Callable[[str], None]) -> int:
-    loops = 0
+def _play(player: BagPlayer, loop: bool, report: Callable[[str], None]) -> None:
     while True:
-        loops += 1
         player.play()
-        report(summary(player.stats, loops))
+        report(summary(player.stats, player.plays))
         if not loop:
-            return loops
+            return
+
+
+def _report_stop(player: Optional[BagPlayer], report: Callable[[str], None]) -> int:
+    """Report the interrupted play's summary; return how many messages it published."""
+    stats = player.stats if player is not None else None
+    if stats is None:
+        return 0
+    report(summary(stats, player.plays))
+    return sum(stats.published.values())
 
 
 def run_replay(bag, *, rate: float = 1.0, loop: bool = False,
@@ -56,11 +63,10 @@ def run_replay(bag, *, rate: float = 1.0, loop: bool = False,
     except ValueError as exc:
         code = fail(str(exc))
     except BagError as exc:
-        done = sum(player.stats.published.values()) if player.stats else 0
+        done = _report_stop(player, report)
         code = fail(f'{exc}; stopped after {done} messages')
-    except KeyboardInterrupt:
-        if player is not None and player.stats is not None:
-            report(summary(player.stats, 0))
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (the player's Interrupted)
+        _report_stop(player, report)
     finally:
         reader.close()
         node.destroy_node()

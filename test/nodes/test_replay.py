@@ -1,11 +1,21 @@
-"""`ar1 replay`: a bag's bytes, order, timing and /clock over real DDS, without ros2cli."""
+"""`ar1 replay`: a bag's bytes, order, timing and /clock over real DDS, without ros2cli.
+
+The player runs as users start it (the `ar1` executable, its own process); this test process
+listens. Every test remaps what it listens to under a prefix of its own (through --ros-args, as
+`ros2 run` would), so DDS traffic of other tests cannot be counted.
+"""
+import itertools
+import os
 from pathlib import Path
+import re
+import signal
 import subprocess
 import sys
 import threading
 import time
 
-from bags.drive_bag import EGO_TOPIC, Drive, write_drive_bag
+from bags.drive_bag import EGO_TOPIC, Drive, corrupt_last_chunk, write_drive_bag
+import numpy as np
 import pytest
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
@@ -21,35 +31,45 @@ from ar1_ros.nodes.player import message_class
 
 pytestmark = pytest.mark.ros
 AR1 = str(Path(sys.executable).parent / 'ar1')
-CAMERA = topic_of(CAMERAS[1][0], True)
+CAMERA_TOPICS = [topic_of(camera_id, True) for camera_id, _ in CAMERAS]
+ODOMETRY = message_class('nav_msgs/msg/Odometry')
+_PREFIXES = itertools.count()
 
 
 class Listener:
-    """Records raw bytes and arrival times of the given topics and /clock."""
+    """Records arrival times and raw bytes of bag topics and /clock, remapped under a prefix."""
 
     def __init__(self, topics):
+        self.prefix = f'/replay_test_{os.getpid()}_{next(_PREFIXES)}'
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node('replay_listener', context=self.context)
         self.received = {t: [] for t in topics}
-        self.clock = []
-        qos = QoSProfile(depth=500, reliability=ReliabilityPolicy.RELIABLE)
+        self.clock = []  # (arrival, clock ns)
+        qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
         for topic, cls in topics.items():
-            self.node.create_subscription(cls, topic, self._store(topic), qos, raw=True)
-        self.node.create_subscription(Clock, '/clock', lambda m: self.clock.append(
-            m.clock.sec * NS + m.clock.nanosec), qos)
+            self.node.create_subscription(cls, self.remapped(topic), self._store(topic), qos,
+                                          raw=True)
+        self.node.create_subscription(Clock, self.remapped('/clock'), lambda m: self.clock.append(
+            (time.monotonic(), m.clock.sec * NS + m.clock.nanosec)), qos)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)
         self._thread.start()
 
+    def remapped(self, topic):
+        return self.prefix + topic
+
+    def ros_args(self, topics):
+        """Return --ros-args remapping `topics` and /clock under this listener's prefix."""
+        rules = [f'{t}:={self.remapped(t)}' for t in [*topics, '/clock']]
+        return ['--ros-args', *itertools.chain.from_iterable(('-r', r) for r in rules)]
+
     def _store(self, topic):
         return lambda raw: self.received[topic].append((time.monotonic(), bytes(raw)))
 
-    def wait_for_publishers(self, topic, timeout=20.0):
-        end = time.monotonic() + timeout
-        while self.node.count_publishers(topic) == 0 and time.monotonic() < end:
-            time.sleep(0.05)
+    def total(self):
+        return sum(len(v) for v in self.received.values())
 
     def close(self):
         self.executor.shutdown()
@@ -63,9 +83,18 @@ def replay(*args, timeout=60):
                           timeout=timeout)
 
 
-def recorded(bag, topic):
+def recorded(bag, topics=None):
     with BagReader(bag) as reader:
-        return [(m.log_ns, bytes(m.raw)) for m in reader.messages([topic])]
+        return [(m.topic, m.log_ns, bytes(m.raw)) for m in reader.messages(topics)]
+
+
+def same_bytes(got, sent):
+    # DDS pads serialized messages to 4 bytes; the content is the recorded bytes.
+    return got[:len(sent)] == sent and len(got) - len(sent) < 4
+
+
+def achieved_rate(stdout):
+    return float(re.search(r'\(rate ([0-9.]+),', stdout).group(1))
 
 
 @pytest.fixture(scope='module')
@@ -73,67 +102,78 @@ def bag(tmp_path_factory):
     return write_drive_bag(tmp_path_factory.mktemp('replay') / 'drive', Drive(duration_s=2.0))
 
 
-def test_bytes_order_timing_and_clock(bag):
-    listener = Listener({CAMERA: CompressedImage, EGO_TOPIC: message_class(
-        'nav_msgs/msg/Odometry')})
-    try:
-        result = replay(bag, '--rate', '2.0', '--delay', '1.5')
-        assert result.returncode == 0, result.stderr
-        time.sleep(0.5)
-        for topic in (CAMERA, EGO_TOPIC):
-            got = [raw for _, raw in listener.received[topic]]
-            sent = [raw for _, raw in recorded(bag, topic)]
-            assert len(got) == len(sent), topic
-            # DDS pads serialized messages to 4 bytes; the content is the recorded bytes.
-            assert all(g[:len(s)] == s and len(g) - len(s) < 4 for g, s in
-                       zip(got, sent, strict=True)), topic
-        arrivals = [t for t, _ in listener.received[CAMERA]]
-        logs = [t for t, _ in recorded(bag, CAMERA)]
-        # 2 s of bag at rate 2: about 1 s of wall time between the first and last frame.
-        wall = arrivals[-1] - arrivals[0]
-        assert abs(wall - (logs[-1] - logs[0]) / NS / 2.0) < 0.25, wall
-        clock = listener.clock
-        assert clock == sorted(clock), '/clock must not go back within one play'
-        assert clock[0] >= logs[0] - 10 ** 8
-        assert clock[-1] >= logs[-1] - 10 ** 7
-        assert 'messages (1 play(s))' in result.stdout
-    finally:
+@pytest.fixture
+def listen():
+    listeners = []
+
+    def start(topics):
+        listeners.append(Listener(topics))
+        return listeners[-1]
+    yield start
+    for listener in listeners:
         listener.close()
 
 
-def test_topics_filter_and_loop(bag):
-    listener = Listener({CAMERA: CompressedImage, EGO_TOPIC: message_class(
-        'nav_msgs/msg/Odometry')})
-    try:
-        process = subprocess.Popen([AR1, 'replay', str(bag), '--topics', CAMERA, '--loop',
-                                    '--rate', '4.0', '--delay', '1.5'],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        frames = len(recorded(bag, CAMERA))
-        end = time.monotonic() + 30
-        while len(listener.received[CAMERA]) < 2 * frames + 2 and time.monotonic() < end:
-            time.sleep(0.1)
-        process.terminate()
-        process.wait(timeout=10)
-        assert len(listener.received[CAMERA]) >= 2 * frames, 'looped twice'
-        assert listener.received[EGO_TOPIC] == [], 'only the chosen topic plays'
-        assert any(b < a for a, b in zip(listener.clock[:-1], listener.clock[1:], strict=True)), \
-            'the clock jumps back when the bag starts again'
-    finally:
-        listener.close()
+def test_bytes_order_timing_and_clock(bag, listen):
+    topics = {**dict.fromkeys(CAMERA_TOPICS, CompressedImage), EGO_TOPIC: ODOMETRY}
+    listener = listen(topics)
+    rate = 2.0
+    result = replay(bag, '--rate', rate, '--delay', '1.5', *listener.ros_args(topics))
+    assert result.returncode == 0, result.stderr
+    sent = recorded(bag)
+    arrivals, logs = [], []
+    for topic in topics:
+        got = listener.received[topic]
+        mine = [(log, raw) for t, log, raw in sent if t == topic]
+        assert len(got) == len(mine), topic
+        assert all(same_bytes(g, s) for (_, g), (_, s) in zip(got, mine, strict=True)), topic
+        arrivals += [t for t, _ in got]
+        logs += [log for log, _ in mine]
+    # Each arrival at its log time / rate, against one wall offset for the whole play.
+    arrivals, logs = np.array(arrivals), (np.array(logs) - sent[0][1]) / NS / rate
+    offset = np.median(arrivals - logs)
+    error = np.abs(arrivals - logs - offset)
+    assert np.percentile(error, 90) < 0.05, np.percentile(error, 90)
+    assert error.max() < 0.25, error.max()
+    # /clock: monotonic within a play, from the first log time to the last, on the same offset.
+    wall, sim = np.array(listener.clock).T
+    assert np.all(np.diff(sim) > 0), '/clock must go forward within one play'
+    assert (sim[0], sim[-1]) == (sent[0][1], sent[-1][1])
+    assert np.abs(wall - (sim - sent[0][1]) / NS / rate - offset).max() < 0.25
+    assert 'messages (1 play(s))' in result.stdout
+    assert f'{EGO_TOPIC} {len([m for m in sent if m[0] == EGO_TOPIC])}' in result.stdout
+    assert abs(achieved_rate(result.stdout) - rate) < 0.2, result.stdout
 
 
-def test_bad_arguments_are_clear(bag, tmp_path):
-    result = replay(tmp_path / 'missing')
-    assert result.returncode == 2
-    assert 'no such bag' in result.stderr
-    result = replay(bag, '--topics', '/nope')
-    assert result.returncode == 2
-    assert 'not in the bag: /nope' in result.stderr
-    assert EGO_TOPIC in result.stderr
-    assert replay(bag, '--rate', '0').returncode == 2
+def test_topics_filter_loop_and_ctrl_c(bag, listen):
+    camera = CAMERA_TOPICS[1]
+    listener = listen({camera: CompressedImage, EGO_TOPIC: ODOMETRY})
+    process = subprocess.Popen(
+        [AR1, 'replay', str(bag), '--topics', camera, '--loop', '--rate', '4.0', '--delay',
+         '1.5', *listener.ros_args([camera, EGO_TOPIC])],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    frames = recorded(bag, [camera])
+    end = time.monotonic() + 30
+    while len(listener.received[camera]) < 2 * len(frames) + 2 and time.monotonic() < end:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0, stderr
+    assert 'Traceback' not in stderr
+    got = [raw for _, raw in listener.received[camera]]
+    assert len(got) >= 2 * len(frames), 'looped twice'
+    sent = frames * 2
+    assert all(same_bytes(g, s) for g, (_, _, s) in zip(got, sent, strict=False)), 'in order'
+    assert listener.received[EGO_TOPIC] == [], 'only the chosen topic plays'
+    sim = [ns for _, ns in listener.clock]
+    jumps = [i for i in range(1, len(sim)) if sim[i] < sim[i - 1]]
+    assert jumps, 'the clock jumps back when the bag starts again'
+    with BagReader(bag) as reader:  # back to the bag's start, ahead of the camera's first frame
+        assert all(reader.start_ns <= sim[i] <= frames[0][1] for i in jumps), 'to the start'
+    assert stdout.count('ar1 replay:') >= 3, 'a summary per play, and one when interrupted'
 
 
-def test_type_not_installed_is_skipped(tmp_path):
+def test_sparse_topics_get_the_clock_and_missing_types_are_skipped(tmp_path, listen):
     path = tmp_path / 'custom'
     with BagWriter(path) as writer:
         writer.typestore.register(get_types_from_msg('int32 a', 'no_such_msgs/msg/Thing'))
@@ -141,16 +181,106 @@ def test_type_not_installed_is_skipped(tmp_path):
         writer.add_topic('/text', 'std_msgs/msg/String')
         thing, text = (writer.typestore.types[t] for t in ('no_such_msgs/msg/Thing',
                                                             'std_msgs/msg/String'))
-        for i in range(5):
-            writer.write('/thing', NS + i * 10 ** 7, thing(a=i))
-            writer.write('/text', NS + i * 10 ** 7, text(data=f'm{i}'))
-    listener = Listener({'/text': String})
+        for i in range(5):  # one message per 0.25 s: /clock must tick in between
+            writer.write('/thing', NS + i * NS // 4, thing(a=i))
+            writer.write('/text', NS + i * NS // 4, text(data=f'm{i}'))
+    listener = listen({'/text': String})
+    result = replay(path, '--delay', '1.5', '--clock-hz', '40', *listener.ros_args(['/text']))
+    assert result.returncode == 0, result.stderr
+    assert 'skipping /thing: message type no_such_msgs/msg/Thing is not installed' \
+        in result.stderr
+    assert len(listener.received['/text']) == 5
+    wall, sim = np.array(listener.clock).T
+    assert (sim[0], sim[-1]) == (NS, 2 * NS)
+    assert len(sim) >= 30, f'{len(sim)} /clock messages in 1 s at 40 Hz'
+    assert np.diff(wall).max() < 0.1, 'a gap in /clock'
+
+
+def test_corrupt_bag_stops_with_what_was_played(tmp_path, listen):
+    broken = corrupt_last_chunk(write_drive_bag(tmp_path / 'long', Drive(duration_s=10.0)))
+    topics = {**dict.fromkeys(CAMERA_TOPICS, CompressedImage), EGO_TOPIC: ODOMETRY}
+    listener = listen(topics)
+    result = replay(broken, '--rate', '20', '--delay', '1.5', *listener.ros_args(topics))
+    assert result.returncode == 2
+    played = re.search(r'corrupt or truncated; stopped after (\d+) messages', result.stderr)
+    assert played, result.stderr
+    assert 0 < int(played.group(1)) < len(recorded(tmp_path / 'long'))
+    assert listener.total() == int(played.group(1)), 'what was read before the fault arrives'
+
+
+def test_bad_input_is_one_clear_line(bag, tmp_path):
+    for args, expected in [
+            ((tmp_path / 'missing',), 'no such bag'),
+            ((bag, '--topics', '/nope'), f'not in the bag: /nope; the bag has {CAMERA_TOPICS[0]}'),
+            ((bag, '--rate', '0'), '--rate must be > 0'),
+            ((bag, '--start-offset', '5'), 'past the end of the bag (1.98 s long)')]:
+        result = replay(*args)
+        assert result.returncode == 2, args
+        assert expected in result.stderr, result.stderr
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+        assert 'Traceback' not in result.stderr
+
+
+def test_unplayable_bags_are_refused(tmp_path):
+    from rosbags.rosbag1 import Writer
+    from rosbags.typesys import Stores, get_typestore
+    store = get_typestore(Stores.ROS1_NOETIC)
+    writer = Writer(tmp_path / 'old.bag')
+    writer.open()
+    connection = writer.add_connection('/x', 'std_msgs/msg/String', typestore=store)
+    writer.write(connection, NS, store.serialize_ros1(store.types['std_msgs/msg/String'](
+        data='hi'), 'std_msgs/msg/String'))
+    writer.close()
+    result = replay(tmp_path / 'old.bag')
+    assert result.returncode == 2
+    assert '/x is serialized as ros1, not CDR' in result.stderr
+    assert 'rosbags-convert' in result.stderr
+    with BagWriter(tmp_path / 'alien') as bag_writer:
+        bag_writer.typestore.register(get_types_from_msg('int32 a', 'no_such_msgs/msg/Thing'))
+        bag_writer.add_topic('/thing', 'no_such_msgs/msg/Thing')
+        bag_writer.write('/thing', NS, bag_writer.typestore.types['no_such_msgs/msg/Thing'](a=1))
+    result = replay(tmp_path / 'alien')
+    assert result.returncode == 2
+    assert 'nothing to play: no message type of the chosen topics is installed' in result.stderr
+
+
+def test_recorded_qos_is_offered(tmp_path):
+    from rosbags import interfaces as qos
+    from rosbags.rosbag2 import Writer
+
+    from ar1_ros.data.typestore import ar1_typestore
+    from ar1_ros.nodes.player import BagPlayer
+
+    def offer(reliability, durability):
+        never = qos.QosTime(0, 0)
+        return qos.Qos(qos.QosHistory.KEEP_LAST, 1, qos.QosReliability[reliability],
+                       qos.QosDurability[durability], never, never,
+                       qos.QosLiveliness.AUTOMATIC, never, False)
+    reliable_latched, best_effort = (offer('RELIABLE', 'TRANSIENT_LOCAL'),
+                                     offer('BEST_EFFORT', 'VOLATILE'))
+    offers = {'/latched': [reliable_latched], '/sensor': [best_effort],
+              '/mixed': [reliable_latched, best_effort], '/plain': [], '/tf_static': []}
+    store, writer = ar1_typestore(), Writer(tmp_path / 'qos', version=9)
+    writer.open()
+    for topic, offered in offers.items():
+        connection = writer.add_connection(topic, 'std_msgs/msg/String', typestore=store,
+                                           offered_qos_profiles=offered)
+        writer.write(connection, NS, store.serialize_cdr(store.types['std_msgs/msg/String'](
+            data=topic), 'std_msgs/msg/String'))
+    writer.close()
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node('replay_qos_probe', context=context)
     try:
-        result = replay(path, '--delay', '1.5')
-        assert result.returncode == 0, result.stderr
-        assert 'skipping /thing: message type no_such_msgs/msg/Thing is not installed' \
-            in result.stderr
-        time.sleep(0.3)
-        assert len(listener.received['/text']) == 5
+        with BagReader(tmp_path / 'qos') as reader:
+            player = BagPlayer(node, reader)
+            got = {t: (player.qos(t).reliability.name, player.qos(t).durability.name,
+                       player.qos(t).depth) for t in offers}
     finally:
-        listener.close()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+    assert got == {'/latched': ('RELIABLE', 'TRANSIENT_LOCAL', 100),
+                   '/sensor': ('BEST_EFFORT', 'VOLATILE', 100),
+                   '/mixed': ('BEST_EFFORT', 'VOLATILE', 100),
+                   '/plain': ('RELIABLE', 'VOLATILE', 100),
+                   '/tf_static': ('RELIABLE', 'TRANSIENT_LOCAL', 100)}
