@@ -31,6 +31,10 @@ from ar1_ros.nodes.player import message_class
 
 pytestmark = pytest.mark.ros
 AR1 = str(Path(sys.executable).parent / 'ar1')
+# Time for DDS discovery before playing: the player does not wait for subscribers (like ros2
+# bag play), and volatile messages published before a match are not resent. Generous for a
+# loaded CI machine.
+DELAY = '3.0'
 CAMERA_TOPICS = [topic_of(camera_id, True) for camera_id, _ in CAMERAS]
 ODOMETRY = message_class('nav_msgs/msg/Odometry')
 _PREFIXES = itertools.count()
@@ -70,6 +74,12 @@ class Listener:
 
     def total(self):
         return sum(len(v) for v in self.received.values())
+
+    def wait_for_total(self, count, timeout=5.0):
+        end = time.monotonic() + timeout
+        while self.total() < count and time.monotonic() < end:
+            time.sleep(0.05)
+        return self.total()
 
     def close(self):
         self.executor.shutdown()
@@ -118,7 +128,7 @@ def test_bytes_order_timing_and_clock(bag, listen):
     topics = {**dict.fromkeys(CAMERA_TOPICS, CompressedImage), EGO_TOPIC: ODOMETRY}
     listener = listen(topics)
     rate = 2.0
-    result = replay(bag, '--rate', rate, '--delay', '1.5', *listener.ros_args(topics))
+    result = replay(bag, '--rate', rate, '--delay', DELAY, *listener.ros_args(topics))
     assert result.returncode == 0, result.stderr
     sent = recorded(bag)
     arrivals, logs = [], []
@@ -154,7 +164,7 @@ def test_topics_filter_loop_and_ctrl_c(bag, listen):
     listener = listen({camera: CompressedImage, EGO_TOPIC: ODOMETRY})
     process = subprocess.Popen(
         [AR1, 'replay', str(bag), '--topics', camera, '--loop', '--rate', '4.0', '--delay',
-         '1.5', *listener.ros_args([camera, EGO_TOPIC])],
+         DELAY, *listener.ros_args([camera, EGO_TOPIC])],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     frames = recorded(bag, [camera])
     end = time.monotonic() + 30
@@ -189,7 +199,7 @@ def test_sparse_topics_get_the_clock_and_missing_types_are_skipped(tmp_path, lis
             writer.write('/thing', NS + i * NS // 4, thing(a=i))
             writer.write('/text', NS + i * NS // 4, text(data=f'm{i}'))
     listener = listen({'/text': String})
-    result = replay(path, '--delay', '1.5', '--clock-hz', '40', *listener.ros_args(['/text']))
+    result = replay(path, '--delay', DELAY, '--clock-hz', '40', *listener.ros_args(['/text']))
     assert result.returncode == 0, result.stderr
     assert 'skipping /thing: message type no_such_msgs/msg/Thing is not installed' \
         in result.stderr
@@ -207,12 +217,13 @@ def test_corrupt_bag_stops_with_what_was_played(tmp_path, listen):
     broken = corrupt_last_chunk(write_drive_bag(tmp_path / 'long', Drive(duration_s=10.0)))
     topics = {**dict.fromkeys(CAMERA_TOPICS, CompressedImage), EGO_TOPIC: ODOMETRY}
     listener = listen(topics)
-    result = replay(broken, '--rate', '20', '--delay', '1.5', *listener.ros_args(topics))
+    result = replay(broken, '--rate', '20', '--delay', DELAY, *listener.ros_args(topics))
     assert result.returncode == 2
     played = re.search(r'corrupt or truncated; stopped after (\d+) messages', result.stderr)
     assert played, result.stderr
     assert 0 < int(played.group(1)) < len(recorded(tmp_path / 'long'))
-    assert listener.total() == int(played.group(1)), 'what was read before the fault arrives'
+    assert listener.wait_for_total(int(played.group(1))) == int(played.group(1)), \
+        'what was read before the fault arrives'
 
 
 def test_bad_input_is_one_clear_line(bag, tmp_path):
