@@ -1,8 +1,6 @@
-"""`ar1 replay`: a bag's bytes, order, timing and /clock over real DDS, without ros2cli.
+"""`ar1 replay` (its own process) over real DDS: bytes, order, timing, /clock, faults.
 
-The player runs as users start it (the `ar1` executable, its own process); this test process
-listens. Every test remaps what it listens to under a prefix of its own (through --ros-args, as
-`ros2 run` would), so DDS traffic of other tests cannot be counted.
+Each test remaps what it listens to under its own prefix, so other tests' traffic never counts.
 """
 import itertools
 import os
@@ -31,9 +29,7 @@ from ar1_ros.nodes.player import message_class
 
 pytestmark = pytest.mark.ros
 AR1 = str(Path(sys.executable).parent / 'ar1')
-# Time for DDS discovery before playing: the player does not wait for subscribers (like ros2
-# bag play), and volatile messages published before a match are not resent. Generous for a
-# loaded CI machine.
+# DDS discovery time before playing (the player, like ros2 bag play, does not wait for it).
 DELAY = '3.0'
 CAMERA_TOPICS = [topic_of(camera_id, True) for camera_id, _ in CAMERAS]
 ODOMETRY = message_class('nav_msgs/msg/Odometry')
