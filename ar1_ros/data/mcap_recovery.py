@@ -9,6 +9,7 @@ is the recorder's arrival order (log-time order up to the writer's chunk interle
 """
 import contextlib
 from pathlib import Path
+import struct
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from rosbags.interfaces import (
@@ -44,7 +45,8 @@ class TruncatedMcap:
         with open(self.path, 'rb') as stream:
             try:
                 yield from StreamReader(stream, skip_magic=False).records
-            except (McapError, EOFError, ValueError, OSError) as exc:
+            # struct.error: a file shorter than the 8-byte magic (cut right after creation).
+            except (McapError, EOFError, ValueError, OSError, struct.error) as exc:
                 self.fault = f'{type(exc).__name__}: {exc}'.rstrip(': ')
 
     def _scan(self) -> Tuple[Dict[int, int], Optional[Tuple[int, int]]]:
