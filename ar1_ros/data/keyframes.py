@@ -9,8 +9,9 @@ a change, from the 10 Hz resampled track (data.ego_track.Kinematics):
 - stopping:     speed falls below stop_mps
 - starting:     speed rises above start_mps
 - turning:      |yaw rate| rises above turn_radps
-- lane_change:  over lane_change_window_s the car moves >= lane_change_m sideways relative to
-                its initial heading while its heading ends within lane_change_yaw_rad of it
+- lane_change:  over lane_change_window_s the car moves >= lane_change_m sideways, to the
+                same side relative to both its initial and its final heading, while its
+                heading ends within lane_change_yaw_rad of the initial one
 
 Onsets closer than min_gap_s to an earlier keyframe are merged into it (the earlier wins),
 optional uniform keyframes fill the stretches without events, and
@@ -71,11 +72,16 @@ def _lane_changes(k: Kinematics, rules: KeyframeRules, dt: float) -> np.ndarray:
     window = max(int(round(rules.lane_change_window_s / dt)), 1)
     hits = []
     for i in range(0, len(k.stamps_ns) - window):
-        heading = k.yaw[i]
+        start, end = k.yaw[i], k.yaw[i + window]
         delta = k.xy[i + window] - k.xy[i]
-        lateral = -np.sin(heading) * delta[0] + np.cos(heading) * delta[1]
-        if (abs(lateral) >= rules.lane_change_m
-                and abs(k.yaw[i + window] - heading) <= rules.lane_change_yaw_rad):
+        # Sideways to the same side in the frames of both ends: the path left the strip
+        # between the two headings. On a curve or a turn's tail the heading turns one way, so
+        # the end lies to one side in the start frame and to the other in the end frame; at
+        # speed that offset exceeds lane_change_m even within lane_change_yaw_rad.
+        lateral = [-np.sin(h) * delta[0] + np.cos(h) * delta[1] for h in (start, end)]
+        if (min(abs(lateral[0]), abs(lateral[1])) >= rules.lane_change_m
+                and lateral[0] * lateral[1] > 0
+                and abs(end - start) <= rules.lane_change_yaw_rad):
             hits.append(i)
     hits = np.asarray(hits, dtype=int)
     # A lane change matches many consecutive windows: keep the first of each run.
