@@ -79,12 +79,12 @@ class AR1Network(nn.Module):
             out = self.expert(inputs_embeds=embeds, position_ids=position_ids,
                               past_key_values=cache, attention_mask=mask, use_cache=True)
         finally:
-            _drop_tail(cache, prefix)
+            drop_tail(cache, prefix)
         hidden = out.last_hidden_state[:, -x.shape[1]:]
         return self.action_out_proj(hidden).view(x.shape[0], *self.action_dims).float()
 
 
-def _drop_tail(cache: DynamicCache, length: int) -> None:
+def drop_tail(cache: DynamicCache, length: int) -> None:
     """Shorten every layer of `cache` back to `length` positions."""
     extra = cache.get_seq_length() - length
     if extra > 0:

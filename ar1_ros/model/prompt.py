@@ -30,31 +30,36 @@ from ar1_ros.model.tokens import (
 
 __all__ = [
     'COC_REQUEST', 'DEFAULT_ASSISTANT_PREFIX', 'IMAGE_PAD', 'SPECIAL_TOKENS', 'SPECIAL_TOKEN_KEYS',
-    'SYSTEM_PROMPT', 'TRAJ_TOKENS', 'TokenIds', 'build_prompt_ids', 'check_token_ids',
-    'create_messages', 'decode_reasoning', 'extend_tokenizer', 'extract_text',
-    'fuse_history_tokens', 'load_tokenizer', 'render_prompt', 'token_id',
+    'SYSTEM_PROMPT', 'TRAJECTORY_REQUEST', 'TRAJ_TOKENS', 'TokenIds', 'build_chat_ids',
+    'build_prompt_ids', 'check_token_ids', 'create_messages', 'decode_reasoning',
+    'extend_tokenizer', 'extract_text', 'fuse_history_tokens', 'load_tokenizer', 'render_prompt',
+    'token_id',
 ]
 
 SYSTEM_PROMPT = 'You are a driving assistant that generates safe and accurate actions.'
 COC_REQUEST = ('output the chain-of-thought reasoning of the driving process, '
                'then output the future trajectory.')
+# The official SFT processor's request when a sample has no reasoning label (trajectory only).
+TRAJECTORY_REQUEST = 'output the future trajectory.'
 DEFAULT_ASSISTANT_PREFIX = '<|cot_start|>'
 IMAGE_PAD = '<|image_pad|>'
 TEXT_KEYS = ('cot', 'meta_action', 'answer')
 
 
 def create_messages(n_images: int, n_history_tokens: int = 48,
-                    assistant_prefix: str = DEFAULT_ASSISTANT_PREFIX) -> List[Dict]:
+                    assistant_prefix: str = DEFAULT_ASSISTANT_PREFIX,
+                    request: str = COC_REQUEST) -> List[Dict]:
     """Return the official chat messages: system text, n_images images + request, assistant.
 
     assistant_prefix opens the assistant turn: `<|cot_start|>` for inference, or e.g.
-    `<|cot_start|>{CoC}<|cot_end|><|traj_future_start|>` to feed a given CoC.
+    `<|cot_start|>{CoC}<|cot_end|><|traj_future_start|>` to feed a given CoC; training passes
+    the whole answer. request: the user's instruction after the history tokens.
     """
     history = (SPECIAL_TOKENS['traj_history_start'] +
                SPECIAL_TOKENS['traj_history'] * n_history_tokens +
                SPECIAL_TOKENS['traj_history_end'])
     user = [{'type': 'image'} for _ in range(n_images)]
-    user.append({'type': 'text', 'text': history + COC_REQUEST})
+    user.append({'type': 'text', 'text': history + request})
     return [
         {'role': 'system', 'content': [{'type': 'text', 'text': SYSTEM_PROMPT}]},
         {'role': 'user', 'content': user},
@@ -93,6 +98,26 @@ def build_prompt_ids(tokenizer: PreTrainedTokenizerBase, tokens_per_image: Seque
     180 for a 320x576 AR1 image), as the Qwen-VL processor expands them.
     """
     text = render_prompt(tokenizer, len(tokens_per_image), n_history_tokens, assistant_prefix)
+    return _tokenize_with_images(tokenizer, text, tokens_per_image)
+
+
+def build_chat_ids(tokenizer: PreTrainedTokenizerBase, tokens_per_image: Sequence[int],
+                   request: str, answer: str, n_history_tokens: int = 48) -> torch.Tensor:
+    """Return the ids of a whole training conversation, int64 (1, L), slots not yet fused.
+
+    The chat template renders the closed conversation (the assistant turn ends with
+    `<|im_end|>` and a newline), as the official SFT processor does.
+    """
+    if not tokenizer.chat_template:
+        raise ValueError('tokenizer has no chat template (use load_tokenizer)')
+    messages = create_messages(len(tokens_per_image), n_history_tokens, answer, request)
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
+    return _tokenize_with_images(tokenizer, text, tokens_per_image)
+
+
+def _tokenize_with_images(tokenizer: PreTrainedTokenizerBase, text: str,
+                          tokens_per_image: Sequence[int]) -> torch.Tensor:
+    """Expand each `<|image_pad|>` to its image's token count and tokenize -> (1, L)."""
     parts = text.split(IMAGE_PAD)
     if len(parts) != len(tokens_per_image) + 1:
         raise ValueError(f'prompt holds {len(parts) - 1} {IMAGE_PAD} but '
