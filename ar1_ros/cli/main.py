@@ -19,6 +19,7 @@ SUBCOMMANDS = (
     'ar1_ros.cli.replay',
     'ar1_ros.cli.eval',
     'ar1_ros.cli.convert_pai',
+    'ar1_ros.cli.train',
 )
 
 
@@ -47,3 +48,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     return int(args.func(args))
+
+
+if __name__ == '__main__':  # torchrun -m ar1_ros.cli.main train ...
+    sys.exit(main())

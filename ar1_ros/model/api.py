@@ -87,12 +87,17 @@ class AR1Model:
                 greedy=greedy, temperature=temperature, top_p=top_p,
                 max_reasoning_tokens=max_reasoning_tokens, generator=generator)
 
-    def save_pretrained(self, path: PathLike, max_shard_bytes: int = 5 * 2**30) -> None:
-        """Write config.json + safetensors (official format), backbone files in base_vlm/."""
+    def save_pretrained(self, path: PathLike, max_shard_bytes: int = 5 * 2**30,
+                        state: Optional[dict] = None) -> None:
+        """Write config.json + safetensors (official format), backbone files in base_vlm/.
+
+        state: the tensors to write instead of the network's own (a trainer's full weights
+        gathered from shards, or with LoRA adapters merged); names and shapes are checked.
+        """
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / 'config.json').write_text(self.config.to_json())
-        checkpoint.save_tensors(self.network, folder, max_shard_bytes)
+        checkpoint.save_tensors(self.network, folder, max_shard_bytes, state)
         target = folder / BACKBONE_DIR
         if target.resolve() == self.backbone.folder.resolve():
             return

@@ -7,7 +7,7 @@ then rebuilt from the config.
 """
 import json
 from pathlib import Path
-from typing import Dict, List, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -96,9 +96,18 @@ def load_into(model: torch.nn.Module, tensors: Dict[str, torch.Tensor]) -> None:
     model.load_state_dict(tensors, strict=False, assign=True)
 
 
-def save_tensors(model: torch.nn.Module, folder: Path, max_shard_bytes: int = 5 * 2**30) -> None:
-    """Write the state dict as `model.safetensors`, or as shards plus an index if it is large."""
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+def save_tensors(model: torch.nn.Module, folder: Path, max_shard_bytes: int = 5 * 2**30,
+                 state: Optional[Dict[str, torch.Tensor]] = None) -> None:
+    """Write the state dict as `model.safetensors`, or as shards plus an index if it is large.
+
+    state: tensors to write instead of model.state_dict() (a trainer's gathered or merged
+    weights); they are checked against the model's names and shapes first.
+    """
+    if state is None:
+        state = model.state_dict()
+    else:
+        check_shapes(model, {k: tuple(v.shape) for k, v in state.items()})
+    state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     shards: List[Dict[str, torch.Tensor]] = [{}]
     size = 0
     for name in sorted(state):

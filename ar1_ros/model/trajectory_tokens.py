@@ -128,9 +128,13 @@ class DiscreteTrajectoryTokenizer:
             tuple: xyz (B, 64, 3) and rot (B, 64, 3, 3).
 
         """
+        action = self.bins_to_action(bins, work_dtype(hist_xyz))
+        return self.action_space.action_to_traj(action, hist_xyz, hist_rot)
+
+    def bins_to_action(self, bins: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
+        """Return the normalised action (B, 64, 2) at the bin centres of bins (B, 128)."""
         dims = self.action_space.get_action_space_dims()
         # float32 at least: bf16 cannot hold bin indices up to 2999 exactly.
-        action = bins.reshape(*bins.shape[:-1], *dims).to(work_dtype(hist_xyz))
+        action = bins.reshape(*bins.shape[:-1], *dims).to(dtype)
         low, high = self._range(action)
-        action = action / (self.num_bins - 1) * (high - low) + low
-        return self.action_space.action_to_traj(action, hist_xyz, hist_rot)
+        return action / (self.num_bins - 1) * (high - low) + low
