@@ -19,6 +19,7 @@ SUBCOMMANDS = (
     'ar1_ros.cli.replay',
     'ar1_ros.cli.eval',
     'ar1_ros.cli.convert_pai',
+    'ar1_ros.cli.dataset',
     'ar1_ros.cli.train',
 )
 
