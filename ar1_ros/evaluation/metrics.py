@@ -11,7 +11,7 @@ point i at t = (i + 1) * dt; errors are XY Euclidean distances in metres:
   corner and step, then the mean over steps and corners.
 - ours: fde (sample 0, last step), min_fde (best sample at the last step, any sample),
   displacement@Ss (the error of k* at step round(S / dt), i.e. at t = S), min_ade_sample (k*).
-Comfort (evaluation.comfort) needs no ground truth: comfort/<check> is 1.0 or 0.0 for the plan
+Comfort (runtime.comfort) needs no ground truth: comfort/<check> is 1.0 or 0.0 for the plan
 (sample 0 when every sample was rejected); comfort_samples/<check> is the fraction of the K
 samples that pass, which is what the official code reports as comfort/<check>. valid_samples
 and rejected_samples count the samples the safety gate passed and rejected.
@@ -21,8 +21,8 @@ from typing import Dict, Iterable, List, Optional
 
 import numpy as np
 
-from ar1_ros.evaluation.comfort import CHECKS, comfort_checks
 from ar1_ros.evaluation.records import STATUSES, KeyframeRecord
+from ar1_ros.runtime.comfort import CHECKS, comfort_checks
 
 BY_T = (0.5, 1.0, 3.0, 5.0)
 ADE_BY_T = (3.0,)

@@ -4,7 +4,6 @@ import math
 import numpy as np
 import pytest
 
-from ar1_ros.evaluation.comfort import BOUNDS, comfort_checks, comfort_terms
 from ar1_ros.evaluation.metrics import (
     METRIC_NAMES,
     aggregate,
@@ -14,6 +13,7 @@ from ar1_ros.evaluation.metrics import (
     record_metrics,
 )
 from ar1_ros.evaluation.records import KeyframeRecord
+from ar1_ros.runtime.comfort import BOUNDS, comfort_checks, comfort_terms
 
 DT = 0.1
 
