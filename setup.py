@@ -14,6 +14,6 @@ setup(
     python_requires='>=3.11',
     packages=find_packages(include=('ar1_ros', 'ar1_ros.*')),
     # The shipped backbone architecture (ar1_ros/model/configs) is data the loader reads.
-    package_data={'ar1_ros.model': ['configs/*/*.json', 'configs/*/*.md']},
+    package_data={'ar1_ros.model': ['configs/*.json', 'configs/*/*.json', 'configs/*/*.md']},
     entry_points={'console_scripts': ['ar1 = ar1_ros.cli:main']},
 )

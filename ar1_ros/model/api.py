@@ -88,22 +88,25 @@ class AR1Model:
                 max_reasoning_tokens=max_reasoning_tokens, generator=generator)
 
     def save_pretrained(self, path: PathLike, max_shard_bytes: int = 5 * 2**30,
-                        state: Optional[dict] = None) -> None:
+                        state: Optional[dict] = None, check: bool = True) -> None:
         """Write config.json + safetensors (official format), backbone files in base_vlm/.
 
         state: the tensors to write instead of the network's own (a trainer's full weights
-        gathered from shards, or with LoRA adapters merged); names and shapes are checked.
+        gathered from shards, or with LoRA adapters merged); names and shapes are checked
+        against the network unless check is False (see checkpoint.save_tensors).
         """
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / 'config.json').write_text(self.config.to_json())
-        checkpoint.save_tensors(self.network, folder, max_shard_bytes, state)
+        checkpoint.save_tensors(self.network, folder, max_shard_bytes, state, check)
         target = folder / BACKBONE_DIR
         if target.resolve() == self.backbone.folder.resolve():
             return
         target.mkdir(exist_ok=True)
         for item in sorted(self.backbone.folder.iterdir()):
-            if item.is_file() and item.suffix in _BACKBONE_SUFFIXES:
+            # A base VLM's weight index would name shards that are not copied.
+            if (item.is_file() and item.suffix in _BACKBONE_SUFFIXES
+                    and not item.name.endswith('.index.json')):
                 shutil.copyfile(item, target / item.name)
 
 
