@@ -97,15 +97,16 @@ def load_into(model: torch.nn.Module, tensors: Dict[str, torch.Tensor]) -> None:
 
 
 def save_tensors(model: torch.nn.Module, folder: Path, max_shard_bytes: int = 5 * 2**30,
-                 state: Optional[Dict[str, torch.Tensor]] = None) -> None:
+                 state: Optional[Dict[str, torch.Tensor]] = None, check: bool = True) -> None:
     """Write the state dict as `model.safetensors`, or as shards plus an index if it is large.
 
     state: tensors to write instead of model.state_dict() (a trainer's gathered or merged
-    weights); they are checked against the model's names and shapes first.
+    weights); unless check is False (the caller checked them against the official layout,
+    e.g. with LoRA layers still in `model`), names and shapes must match the model's.
     """
     if state is None:
         state = model.state_dict()
-    else:
+    elif check:
         check_shapes(model, {k: tuple(v.shape) for k, v in state.items()})
     state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     shards: List[Dict[str, torch.Tensor]] = [{}]

@@ -84,6 +84,14 @@ def token_id(tokenizer: PreTrainedTokenizerBase, token: str) -> int:
     return int(idx)
 
 
+def _optional_id(tokenizer: PreTrainedTokenizerBase, token: str) -> int:
+    """Return the id of token, or -1 when the tokenizer does not have it."""
+    try:
+        return token_id(tokenizer, token)
+    except ValueError:
+        return -1
+
+
 @dataclasses.dataclass(frozen=True)
 class TokenIds:
     """The token ids the AR1 model needs, read from an extended tokenizer.
@@ -110,6 +118,7 @@ class TokenIds:
     image_pad: int
     vision_start: int
     vision_end: int
+    video_pad: int  # -1 when the tokenizer has no video token
     pad: int
     eos: int
     vocab_size: int
@@ -139,6 +148,7 @@ class TokenIds:
                    hist_token_start=start + future_vocab_size, **named,
                    vision_start=token_id(tokenizer, '<|vision_start|>'),
                    vision_end=token_id(tokenizer, '<|vision_end|>'),
+                   video_pad=_optional_id(tokenizer, '<|video_pad|>'),
                    pad=int(tokenizer.pad_token_id), eos=token_id(tokenizer, '<|im_end|>'),
                    vocab_size=len(tokenizer))
 

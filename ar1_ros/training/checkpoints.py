@@ -18,6 +18,8 @@ from safetensors.torch import load_file, save_file
 import torch
 
 from ar1_ros.model.api import AR1Model
+from ar1_ros.model.checkpoint import OPTIONAL_BUFFERS
+from ar1_ros.model.config import CheckpointError
 from ar1_ros.training.lora import merged_state_dict
 
 LATEST = 'latest'
@@ -44,11 +46,28 @@ def write_model(folder: Path, model: AR1Model, net_state: Dict[str, torch.Tensor
                 trainable: List[str], lora_scaling: Optional[float]) -> None:
     """Write model/ (official format) and trainable.safetensors from a full state (rank 0)."""
     official = merged_state_dict(net_state, lora_scaling) if lora_scaling else net_state
+    check_official(model.network, official)
     dtype = model.network.vlm.dtype
     official = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in official.items()}
-    model.save_pretrained(folder / MODEL, state=official)
+    model.save_pretrained(folder / MODEL, state=official, check=False)
     tensors = {name: net_state[name].float().contiguous() for name in trainable}
     save_file(tensors, str(folder / TRAINABLE), metadata={'format': 'pt'})
+
+
+def check_official(net: torch.nn.Module, state: Dict[str, torch.Tensor]) -> None:
+    """Raise CheckpointError unless state has the official names and shapes of net.
+
+    The official layout is net's own with any LoRA adapter removed and its base weight under
+    the original name.
+    """
+    shapes = {k.replace('.base_layer.', '.'): tuple(v.shape)
+              for k, v in net.state_dict().items() if '.lora_' not in k}
+    ours = {k: tuple(v.shape) for k, v in state.items()}
+    missing = sorted(set(shapes) - set(ours) - OPTIONAL_BUFFERS)
+    wrong = sorted(k for k in ours if shapes.get(k) != ours[k])
+    if missing or wrong:
+        raise CheckpointError(f'trained weights do not fit the official layout: missing '
+                              f'{missing[:3]}, unknown or misshapen {wrong[:3]}')
 
 
 def publish(out_dir: Path, step: int, keep_last: int) -> Path:
@@ -86,7 +105,7 @@ def load_trainable(folder: Path, net: torch.nn.Module, trainable: List[str]) -> 
         raise ResumeError(f'{folder / TRAINABLE}: cannot read ({exc})') from exc
     missing, extra = sorted(set(trainable) - set(tensors)), sorted(set(tensors) - set(trainable))
     if missing or extra:
-        raise ResumeError(f'{folder}: trained tensors differ from this run\'s trainable set '
+        raise ResumeError(f"{folder}: trained tensors differ from this run's trainable set "
                           f'(missing {missing[:3]}, unexpected {extra[:3]}): was the stage or '
                           'LoRA setting changed?')
     params = dict(net.named_parameters())

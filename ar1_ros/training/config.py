@@ -29,6 +29,7 @@ class ModelSection:
     random_vlm: bool = False
     vlm_path: Optional[str] = None
     expert_cfg: Optional[Dict[str, Any]] = None
+    overrides: Optional[Dict[str, Any]] = None  # new models: further config.json fields
     dtype: str = 'float32'
     device: str = 'auto'
 

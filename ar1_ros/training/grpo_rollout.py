@@ -36,12 +36,19 @@ class Completions:
 
 
 def phase_mask(logits: Tensor, phase: Tensor, ids: TokenIds) -> Tensor:
-    """Mask logits (..., V) by phase (...): -inf where that phase may not sample."""
+    """Mask logits (..., V) by phase (...): -inf where that phase may not sample.
+
+    Besides the `<iK>` ids and the end of turn, the reasoning may not write vision tokens: a
+    sampled `<|image_pad|>` would make the policy's forward expect one image feature more than
+    the prompt has (a random or young model does sample them).
+    """
     vocab = torch.arange(logits.shape[-1], device=logits.device)
     start = ids.traj_token_start
     is_traj_id = (vocab >= start) & (vocab < start + ids.traj_vocab_size)
     is_future_bin = (vocab >= start) & (vocab < start + ids.future_vocab_size)
-    banned_cot = is_traj_id | (vocab == ids.eos)
+    vision = torch.tensor([ids.image_pad, ids.vision_start, ids.vision_end, ids.video_pad],
+                          device=logits.device)
+    banned_cot = is_traj_id | (vocab == ids.eos) | torch.isin(vocab, vision)
     banned = torch.where((phase == COT)[..., None], banned_cot, ~is_future_bin)
     return logits.masked_fill(banned, float('-inf'))
 

@@ -66,6 +66,7 @@ class Trainer:
         self.amp = autocast_dtype(config, self.ctx.device)
         self._optimizer()
         self.step, self.epoch, self.batches_done = 0, 0, 0
+        self.history: List[Dict[str, float]] = []  # logs of every step of this process's run
         if self.resume_from is not None:
             state = load_trainer_state(self.resume_from / ckpt.STATE, optimizer=self.optimizer,
                                        scheduler=self.scheduler, ctx=self.ctx)
@@ -75,7 +76,7 @@ class Trainer:
     def _objective(self) -> torch.nn.Module:
         c, net = self.config, self.model.network
         if c.stage == 'vlm':
-            return VlmObjective(net, self.model.preprocessor, c.loss.traj_weight,
+            return VlmObjective(net, self.model.preprocessor.ids, c.loss.traj_weight,
                                 c.loss.other_weight)
         if c.stage == 'expert':
             return ExpertObjective(net, c.loss.action_attention)
@@ -88,9 +89,12 @@ class Trainer:
         collate_fn = (_as_list if c.stage == 'grpo' else
                       functools.partial(collate, pad_id=self.model.preprocessor.ids.pad))
         self.sampler = distributed_sampler(dataset, self.ctx, shuffle=True, seed=c.train.seed)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=c.train.batch_size,
-                                             sampler=self.sampler, collate_fn=collate_fn,
-                                             num_workers=c.data.num_workers)
+        # The loader draws a worker seed from its generator at every epoch: its own one, so
+        # the global RNG (flow-matching noise, rollouts) is the same on resume as straight on.
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_size=c.train.batch_size, sampler=self.sampler, collate_fn=collate_fn,
+            num_workers=c.data.num_workers,
+            generator=torch.Generator().manual_seed(c.train.seed + self.ctx.rank))
         return dataset, loader
 
     def _optimizer(self) -> None:
@@ -154,6 +158,7 @@ class Trainer:
                     break
                 logs = self.train_step(group)
                 self.step += 1
+                self.history.append(logs)
                 tracker.advance()
                 if self.step % c.train.log_every == 0 or self.step == self.total_steps:
                     tracker.log(self.step, {f'{c.stage}/{k}': v for k, v in logs.items()})

@@ -40,8 +40,8 @@ def load_start_model(config: TrainConfig, device: torch.device) -> AR1Model:
                                         vlm_path=section.vlm_path)
     from ar1_ros.model.factory import new_ar1_model  # noqa: PLC0415 - only for new models
     return new_ar1_model(section.base_vlm, dtype=dtype, device=device,
-                         expert_cfg=section.expert_cfg, random_vlm=section.random_vlm,
-                         seed=config.train.seed)
+                         expert_cfg=section.expert_cfg, overrides=section.overrides,
+                         random_vlm=section.random_vlm, seed=config.train.seed)
 
 
 def prepare_trainable(model: AR1Model, config: TrainConfig) -> List[str]:
