@@ -177,7 +177,7 @@ def parse_train_config(raw: Mapping[str, Any], base: Path = Path('.')) -> TrainC
     unknown = set(raw) - set(_SECTIONS) - {'stage'}
     if unknown:
         raise TrainConfigError(f'unknown top-level key(s): {sorted(unknown)}')
-    sections = {name: _section(name, cls, raw.get(name) or {})
+    sections = {name: _section(name, cls, {} if raw.get(name) is None else raw[name])
                 for name, cls in _SECTIONS.items()}
     sections['model'] = _resolve_paths(sections['model'], base, ('checkpoint', 'base_vlm',
                                                                  'vlm_path'))
