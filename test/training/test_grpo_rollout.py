@@ -56,7 +56,8 @@ def test_every_completion_is_reasoning_then_128_bins_then_end(model, prompt, max
         assert not any(ids.traj_token_start <= t < ids.traj_token_start + 4000 or
                        t in (ids.eos, ids.image_pad) for t in cot)
         end = tokens.index(ids.traj_future_end)
-        assert phase[end] == TRAJ and not sampled[end]  # written, not sampled
+        assert phase[end] == TRAJ
+        assert not sampled[end]
         assert all(p == DONE and t == ids.pad for t, p in zip(tokens[end + 1:],
                                                               phase[end + 1:], strict=True))
     texts = reasoning_ids(done)

@@ -6,9 +6,9 @@ import sys
 import pytest
 from safetensors.torch import load_file
 import torch
-from training.tiny_run import build_dataset, write_config
 
 from ar1_ros.model import AR1Model
+from training.tiny_run import build_dataset, write_config
 
 pytestmark = pytest.mark.slow
 
