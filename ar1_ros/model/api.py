@@ -69,12 +69,15 @@ class AR1Model:
     def predict(self, images, ego_history_xyz, ego_history_rot, *, num_samples: int = 1,
                 num_flow_steps: Optional[int] = None, noise=None, greedy: bool = False,
                 temperature: float = 0.6, top_p: float = 0.98, max_reasoning_tokens: int = 256,
-                generator: Optional[torch.Generator] = None) -> Prediction:
+                generator: Optional[torch.Generator] = None,
+                reasoning: bool = True) -> Prediction:
         """Predict `num_samples` trajectories (64 points, 6.4 s) with their reasoning.
 
         images: uint8 (n_cameras, n_frames, H, W, 3) RGB, cameras in prompt order;
         ego_history_xyz (16, 3) and ego_history_rot (16, 3, 3) in the ego frame at t0;
         noise: optional initial flow noise (num_samples, 64, 2). numpy or torch inputs.
+        reasoning False: trajectory only, from the official trajectory-only prompt (no CoC
+        decoding at all: one prefill, then the flow steps); `reasoning` is then ''.
         """
         if self.preprocessor is None:
             raise CheckpointError(
@@ -85,7 +88,8 @@ class AR1Model:
                 self.network, self.preprocessor, images, ego_history_xyz, ego_history_rot,
                 num_samples=num_samples, num_flow_steps=num_flow_steps, noise=noise,
                 greedy=greedy, temperature=temperature, top_p=top_p,
-                max_reasoning_tokens=max_reasoning_tokens, generator=generator)
+                max_reasoning_tokens=max_reasoning_tokens, generator=generator,
+                reasoning=reasoning)
 
     def save_pretrained(self, path: PathLike, max_shard_bytes: int = 5 * 2**30,
                         state: Optional[dict] = None, check: bool = True) -> None:

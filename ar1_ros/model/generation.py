@@ -121,6 +121,19 @@ def rollout(vlm, input_ids: torch.Tensor, pixel_values: torch.Tensor,
     return Rollout(sequences, prompt_len, cache, delta, step_logits)
 
 
+def prefill_rollout(vlm, input_ids: torch.Tensor, pixel_values: torch.Tensor,
+                    image_grid_thw: torch.Tensor, num_samples: int) -> Rollout:
+    """Prefill a prompt that already ends in `<|traj_future_start|>`; generate nothing.
+
+    Reasoning off: the expert conditions on the prompt alone, so each sample is one prefill
+    (shared) and its flow steps.
+    """
+    _, cache, delta = prefill(vlm, input_ids, pixel_values, image_grid_thw)
+    if num_samples > 1:
+        cache.batch_repeat_interleave(num_samples)
+    return Rollout(input_ids.expand(num_samples, -1), input_ids.shape[1], cache, delta, [])
+
+
 def decode_step(vlm, token: torch.Tensor, cache: DynamicCache, delta: int) -> torch.Tensor:
     """Feed one token per row (S,) at the next cache position; return logits (S, V)."""
     position = cache.get_seq_length() + delta

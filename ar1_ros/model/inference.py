@@ -11,11 +11,18 @@ import torch
 
 from ar1_ros.model.conditioning import expert_conditioning
 from ar1_ros.model.config import AR1Config
-from ar1_ros.model.generation import Sampling, StopTokens, rollout
+from ar1_ros.model.generation import Sampling, StopTokens, prefill_rollout, rollout
 from ar1_ros.model.image_processing import ImageProcessor
 from ar1_ros.model.network import AR1Network
 from ar1_ros.model.prediction import Prediction, check_history, check_images, check_noise
-from ar1_ros.model.prompt import TokenIds, build_prompt_ids, decode_reasoning, fuse_history_tokens
+from ar1_ros.model.prompt import (
+    SPECIAL_TOKENS,
+    TRAJECTORY_REQUEST,
+    TokenIds,
+    build_prompt_ids,
+    decode_reasoning,
+    fuse_history_tokens,
+)
 
 
 @dataclasses.dataclass
@@ -32,13 +39,20 @@ class Preprocessor:
         bins = hist_tokenizer.encode(xyz[None])
         return bins + self.ids.hist_token_start
 
-    def prompt(self, images: torch.Tensor, history_ids: torch.Tensor) -> tuple:
-        """Images (N, H, W, 3) uint8 + history ids -> (input_ids (1, L), pixels, grid)."""
+    def prompt(self, images: torch.Tensor, history_ids: torch.Tensor,
+               reasoning: bool = True) -> tuple:
+        """Images (N, H, W, 3) uint8 + history ids -> (input_ids (1, L), pixels, grid).
+
+        reasoning False: the official trajectory-only prompt, its answer opened with
+        `<|traj_future_start|>` (the prefix stage-2 training gives unlabelled samples).
+        """
         pixel_values, grid = self.images(images)
         merge = self.images.merge_size
         per_image = (grid.prod(-1) // merge**2).tolist()
+        extra = {} if reasoning else {'assistant_prefix': SPECIAL_TOKENS['traj_future_start'],
+                                      'request': TRAJECTORY_REQUEST}
         input_ids = build_prompt_ids(self.tokenizer, per_image,
-                                     n_history_tokens=history_ids.shape[-1])
+                                     n_history_tokens=history_ids.shape[-1], **extra)
         input_ids = fuse_history_tokens(input_ids, history_ids, self.ids.traj_history)
         return input_ids, pixel_values, grid
 
@@ -62,7 +76,7 @@ class _Clock:
 def run_predict(net: AR1Network, pre: Preprocessor, images, ego_xyz, ego_rot, *,
                 num_samples: int, num_flow_steps: Optional[int], noise, greedy: bool,
                 temperature: float, top_p: float, max_reasoning_tokens: int,
-                generator: Optional[torch.Generator]) -> Prediction:
+                generator: Optional[torch.Generator], reasoning: bool = True) -> Prediction:
     """Run AR1 on one observation; see AR1Model.predict for the arguments."""
     if num_samples < 1:
         raise ValueError(f'num_samples must be >= 1, got {num_samples}')
@@ -74,13 +88,14 @@ def run_predict(net: AR1Network, pre: Preprocessor, images, ego_xyz, ego_rot, *,
     noise = check_noise(noise, num_samples, net.action_dims)
     clock = _Clock(device)
     hist_ids = pre.history_token_ids(xyz, net.hist_tokenizer)
-    input_ids, pixels, grid = pre.prompt(images, hist_ids)
+    input_ids, pixels, grid = pre.prompt(images, hist_ids, reasoning)
     pixels = pixels.to(device, net.vlm.dtype)
     clock.lap('preprocess')
     stops = StopTokens(pre.ids.traj_token_start, int(pre.config.traj_vocab_size),
                        pre.ids.traj_future_start, pre.ids.eos, pre.ids.pad)
-    roll = rollout(net.vlm, input_ids.to(device), pixels, grid.to(device), num_samples, stops,
-                   sampling, generator)
+    inputs = (net.vlm, input_ids.to(device), pixels, grid.to(device), num_samples)
+    roll = (rollout(*inputs, stops, sampling, generator) if reasoning
+            else prefill_rollout(*inputs))
     clock.lap('reasoning')
     actions = flow_actions(net, roll, pre.ids.traj_future_start, noise, num_flow_steps,
                            generator)

@@ -68,7 +68,8 @@ def create_messages(n_images: int, n_history_tokens: int = 48,
 
 
 def render_prompt(tokenizer: PreTrainedTokenizerBase, n_images: int, n_history_tokens: int = 48,
-                  assistant_prefix: str = DEFAULT_ASSISTANT_PREFIX) -> str:
+                  assistant_prefix: str = DEFAULT_ASSISTANT_PREFIX,
+                  request: str = COC_REQUEST) -> str:
     """Render the messages with the chat template, the assistant turn left open.
 
     One `<|image_pad|>` per image (not expanded yet). The cut after the assistant prefix follows
@@ -81,7 +82,7 @@ def render_prompt(tokenizer: PreTrainedTokenizerBase, n_images: int, n_history_t
         raise ValueError('assistant_prefix must not be blank')
     if not tokenizer.chat_template:
         raise ValueError('tokenizer has no chat template (use load_tokenizer)')
-    messages = create_messages(n_images, n_history_tokens, assistant_prefix)
+    messages = create_messages(n_images, n_history_tokens, assistant_prefix, request)
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
     cut = text.rfind(prefix)
     if cut < 0:
@@ -91,13 +92,15 @@ def render_prompt(tokenizer: PreTrainedTokenizerBase, n_images: int, n_history_t
 
 def build_prompt_ids(tokenizer: PreTrainedTokenizerBase, tokens_per_image: Sequence[int],
                      n_history_tokens: int = 48,
-                     assistant_prefix: str = DEFAULT_ASSISTANT_PREFIX) -> torch.Tensor:
+                     assistant_prefix: str = DEFAULT_ASSISTANT_PREFIX,
+                     request: str = COC_REQUEST) -> torch.Tensor:
     """Return the prompt token ids, int64 (1, L), before the history tokens are fused in.
 
     tokens_per_image: `<|image_pad|>` count of each image in prompt order (grid h * w / merge^2,
     180 for a 320x576 AR1 image), as the Qwen-VL processor expands them.
     """
-    text = render_prompt(tokenizer, len(tokens_per_image), n_history_tokens, assistant_prefix)
+    text = render_prompt(tokenizer, len(tokens_per_image), n_history_tokens, assistant_prefix,
+                         request)
     return _tokenize_with_images(tokenizer, text, tokens_per_image)
 
 

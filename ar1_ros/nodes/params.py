@@ -50,6 +50,8 @@ NODE_PARAMETERS: Tuple[Tuple[str, Any, str], ...] = (
     ('backend.num_samples', 1, 'Trajectories sampled per cycle; the first valid is the plan.'),
     ('backend.num_flow_steps', 0, 'Flow-matching Euler steps; 0 = the checkpoint default.'),
     ('backend.max_reasoning_tokens', 256, 'Maximum Chain-of-Causation tokens per cycle.'),
+    ('backend.reasoning', True,
+     'Write the Chain-of-Causation; false = trajectory only (trajectory-only prompt, no decode).'),
     ('backend.greedy', False, 'Greedy decoding of the reasoning instead of nucleus sampling.'),
     ('backend.temperature', 0.6, 'Sampling temperature of the reasoning.'),
     ('backend.top_p', 0.98, 'Nucleus (top-p) threshold of the reasoning.'),

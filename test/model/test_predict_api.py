@@ -90,3 +90,27 @@ def test_bad_inputs_raise_clear_errors(model, inputs, change, message):
 def test_bad_settings_raise_clear_errors(model, inputs, kwargs, message):
     with pytest.raises(ValueError, match=message):
         model.predict(*inputs, **kwargs)
+
+
+def test_reasoning_off_conditions_the_expert_like_stage2_training():
+    """Trajectory only: the prompt is the training sequence's prefix and nothing is decoded."""
+    model = AR1Model.from_pretrained(CHECKPOINT, dtype=torch.float32, vlm_path=BASE_VLM)
+    meta, tensors = load('training')
+    _, case = load('cases/case_000')
+    images = case['inputs/image_frames'].permute(0, 1, 3, 4, 2).contiguous()
+    xyz, rot = tensors['inputs/ego_history_xyz'][0, 0], tensors['inputs/ego_history_rot'][0, 0]
+    pre = model.preprocessor
+    hist = pre.history_token_ids(xyz, model.network.hist_tokenizer)
+    ids, _, _ = pre.prompt(images.reshape(-1, *images.shape[2:]), hist, reasoning=False)
+    assert torch.equal(ids[0], tensors['inputs/input_ids'][0, :meta['crop_index']])
+    noise = torch.randn(2, 64, 2, generator=torch.Generator().manual_seed(0))
+    off = model.predict(images, xyz, rot, num_samples=2, noise=noise, reasoning=False)
+    on = model.predict(images, xyz, rot, num_samples=2, noise=noise, greedy=True,
+                       max_reasoning_tokens=20)
+    assert off.reasoning == ['', '']
+    assert off.token_ids == [[], []]
+    assert off.stop_found == [True, True]
+    assert torch.isfinite(off.trajectory_xyz).all()
+    assert not torch.allclose(off.trajectory_xyz, on.trajectory_xyz, atol=1e-3)
+    again = model.predict(images, xyz, rot, num_samples=2, noise=noise, reasoning=False)
+    assert torch.equal(again.trajectory_xyz, off.trajectory_xyz)

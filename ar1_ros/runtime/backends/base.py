@@ -59,7 +59,8 @@ class BackendSettings:
     kind: 'torch' (AR1Model) or 'fake' (test double). checkpoint: checkpoint folder; vlm_path:
     backbone folder ('' = resolved from the checkpoint). device: 'cpu', 'cuda' or 'cuda:N';
     dtype: 'float32', 'bfloat16' or 'float16'. num_samples >= 1 trajectories per cycle;
-    num_flow_steps: Euler steps (0 = checkpoint default); max_reasoning_tokens >= 1; greedy,
+    num_flow_steps: Euler steps (0 = checkpoint default); max_reasoning_tokens >= 1; reasoning
+    False plans without a CoC (trajectory-only prompt, no decoding); greedy,
     temperature > 0 and 0 < top_p <= 1 drive the reasoning sampler; seed: with t0 it fixes every
     random draw of a cycle. fake_mode ('nominal', 'raise', 'nan', 'swerve') and fake_delay_s
     (>= 0, seconds slept per cycle) only affect the fake backend.
@@ -73,6 +74,7 @@ class BackendSettings:
     num_samples: int = 1
     num_flow_steps: int = 0
     max_reasoning_tokens: int = 256
+    reasoning: bool = True
     greedy: bool = False
     temperature: float = 0.6
     top_p: float = 0.98
@@ -93,7 +95,8 @@ class BackendSettings:
             value = getattr(self, name)
             _require(_is_int(value) and value >= low, name,
                      f'must be an integer >= {low}, got {value!r}')
-        _require(isinstance(self.greedy, bool), 'greedy', 'must be a bool')
+        for name in ('greedy', 'reasoning'):
+            _require(isinstance(getattr(self, name), bool), name, 'must be a bool')
         _require(_is_real(self.temperature) and self.temperature > 0, 'temperature',
                  f'must be > 0, got {self.temperature!r}')
         _require(_is_real(self.top_p) and 0 < self.top_p <= 1, 'top_p',

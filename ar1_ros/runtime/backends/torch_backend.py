@@ -75,7 +75,8 @@ class TorchBackend:
             images, observation.history.xyz, observation.history.rot,
             num_samples=s.num_samples, num_flow_steps=s.num_flow_steps or None,
             greedy=s.greedy, temperature=s.temperature, top_p=s.top_p,
-            max_reasoning_tokens=s.max_reasoning_tokens, generator=generator)
+            max_reasoning_tokens=s.max_reasoning_tokens, generator=generator,
+            reasoning=s.reasoning)
         return to_backend_output(prediction, self.dt)
 
     def close(self) -> None:
