@@ -54,6 +54,7 @@ class Trainer:
         self.config, self.out = config, Path(config.train.out_dir)
         self.ctx = init_distributed(config.model.device)
         seed_everything(config.train.seed, self.ctx.rank)
+        self.amp = autocast_dtype(config, self.ctx.device)  # refused before any loading
         self.model = load_start_model(config, self.ctx.device)
         self.trainable = prepare_trainable(self.model, config)
         self.resume_from = ckpt.latest_checkpoint(self.out) if resume else None
@@ -63,7 +64,6 @@ class Trainer:
         self.dataset, self.loader = self._data()
         self.engine = wrap_model(self.objective, self.ctx, config.train.strategy,
                                  shard_modules=SHARD_MODULES)
-        self.amp = autocast_dtype(config, self.ctx.device)
         self._optimizer()
         self.step, self.epoch, self.batches_done = 0, 0, 0
         self.history: List[Dict[str, float]] = []  # logs of every step of this process's run

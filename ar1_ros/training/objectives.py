@@ -117,7 +117,8 @@ class ExpertObjective(nn.Module):
         prefix = cache.get_seq_length()
         x = batch.action.float()
         x_t, t, target = self.net.diffusion.construct_training_data(x, noise=noise, t=t)
-        positions, mask = self.conditioning(batch, prefix, self.net.expert.norm.weight.dtype)
+        # The mask joins the attention scores in the cache's dtype (bf16 under autocast).
+        positions, mask = self.conditioning(batch, prefix, cache.layers[0].keys.dtype)
         pred = self.net.expert_velocity(x_t, t, cache, positions, mask)
         loss = self.net.diffusion.loss(pred, target)
         return loss, {'loss': loss.item(), 'flow_t_mean': t.mean().item()}

@@ -76,4 +76,8 @@ def autocast_dtype(config: TrainConfig, device: torch.device):
     if precision == 'bf16' and device.type == 'cpu':
         raise ValueError('train.precision bf16 needs a GPU here (CPU autocast is slow and '
                          'not what the release used); use fp32 or auto')
+    if precision == 'fp32' and config.model.dtype != 'float32':
+        # Frozen bf16 weights next to float32 trainable ones only mix under autocast.
+        raise ValueError(f'model.dtype {config.model.dtype} needs train.precision bf16 (on a '
+                         'GPU); on the CPU use model.dtype float32')
     return torch.bfloat16 if precision == 'bf16' else None

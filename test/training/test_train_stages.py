@@ -156,3 +156,10 @@ def test_new_model_from_a_base_vlm_trains_and_loads(tmp_path, dataset):
                            max_reasoning_tokens=4, generator=torch.Generator().manual_seed(0))
     assert pred.trajectory_xyz.shape == (1, 64, 3)
     assert torch.isfinite(pred.trajectory_xyz).all()
+
+
+def test_bf16_weights_need_a_gpu(tmp_path, dataset):
+    with pytest.raises(ValueError, match='precision bf16'):
+        _trainer(tmp_path, 'expert', dataset, 'bf16', model={'dtype': 'bfloat16'})
+    with pytest.raises(ValueError, match='needs a GPU'):
+        _trainer(tmp_path, 'expert', dataset, 'bf16', train={'precision': 'bf16'})
