@@ -19,11 +19,7 @@ def test_two_process_torchrun_completes(tmp_path, strategy):
     out = tmp_path / 'run'
     config = write_config(tmp_path / 'ddp.yaml', 'expert', tmp_path / 'dataset', out,
                           train={'batch_size': 1, 'max_steps': 2, 'strategy': strategy})
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    run = subprocess.run(
-        [sys.executable, '-m', 'torch.distributed.run', '--nproc-per-node', '2', '--standalone',
-         '-m', 'ar1_ros.cli.main', 'train', '--config', str(config)],
-        capture_output=True, text=True, timeout=600, env=env)
+    run = _torchrun('--config', str(config))
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     # Only rank 0 reports and writes.
     assert run.stdout.count('ar1 train: expert done at step 2') == 1, run.stdout
@@ -34,3 +30,14 @@ def test_two_process_torchrun_completes(tmp_path, strategy):
     for name, value in trained.items():
         assert torch.equal(params[name], value), name
     assert not list(out.glob('checkpoints/*.partial'))
+    resumed = _torchrun('--config', str(config), '--resume', '--set', 'train.max_steps=3')
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert (out / 'latest').read_text().strip() == 'step-0000003'
+
+
+def _torchrun(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    return subprocess.run(
+        [sys.executable, '-m', 'torch.distributed.run', '--nproc-per-node', '2', '--standalone',
+         '-m', 'ar1_ros.cli.main', 'train', *args],
+        capture_output=True, text=True, timeout=600, env=env)
