@@ -15,12 +15,14 @@ import ar1_ros
 SUBCOMMANDS = (
     'ar1_ros.cli.doctor',
     'ar1_ros.cli.check_model',
+    'ar1_ros.cli.export_onnx',
     'ar1_ros.cli.run',
     'ar1_ros.cli.replay',
     'ar1_ros.cli.eval',
     'ar1_ros.cli.convert_pai',
     'ar1_ros.cli.dataset',
     'ar1_ros.cli.train',
+    'ar1_ros.cli.bench',
 )
 
 

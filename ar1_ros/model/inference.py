@@ -100,7 +100,7 @@ def run_predict(net: AR1Network, pre: Preprocessor, images, ego_xyz, ego_rot, *,
     actions = flow_actions(net, roll, pre.ids.traj_future_start, noise, num_flow_steps,
                            generator)
     clock.lap('flow_matching')
-    result = _finish(net, pre, roll, actions, xyz.to(device), rot.to(device))
+    result = finish_prediction(net, pre, roll, actions, xyz.to(device), rot.to(device))
     clock.lap('postprocess')
     result.timings = dict(clock.timings, total=sum(clock.timings.values()))
     return result
@@ -127,7 +127,7 @@ def flow_actions(net: AR1Network, roll, stop_id: int, noise: Optional[torch.Tens
     return actions, cond.found
 
 
-def _finish(net: AR1Network, pre: Preprocessor, roll, flow: tuple, xyz: torch.Tensor,
+def finish_prediction(net: AR1Network, pre: Preprocessor, roll, flow: tuple, xyz: torch.Tensor,
             rot: torch.Tensor) -> Prediction:
     """Turn normalised actions into trajectories and decode each sample's reasoning."""
     actions, found = flow

@@ -1,0 +1,255 @@
+"""An instrumented `AR1Model.predict`: the same outputs, with a per-stage latency breakdown.
+
+Stages (seconds on a monotonic clock, the GPU synchronised at every mark so each stage is
+charged its own work):
+
+    preprocess   history tokens, prompt ids, image processor, pixels to the device
+    vision       the backbone's vision tower alone (merged features + deepstack features)
+    prefill      mRoPE positions, the language model over the prompt with those features,
+                 lm_head, the per-sample cache copy
+    decode       the CoC loop: one entry per backbone forward (choose the token, feed it)
+    flow         expert conditioning + the Euler steps (one entry per step, update included)
+    postprocess  actions -> trajectories, text decoding, results to the CPU
+
+Same operations in the same order as `run_predict` (greedy or sampled, fixed noise), so the
+trajectories and token ids are equal to predict's. Publishing is the node's part and is not
+timed here (benchmarks/bench_node.py measures it).
+"""
+import dataclasses
+import time
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from transformers import DynamicCache
+
+from ar1_ros.model.conditioning import expert_conditioning
+from ar1_ros.model.generation import Sampling, StopTokens, choose, decode_step
+from ar1_ros.model.inference import Preprocessor, finish_prediction
+from ar1_ros.model.network import AR1Network
+from ar1_ros.model.prediction import check_history, check_images, check_noise
+from ar1_ros.model.rope import mrope_positions
+
+STAGES = ('preprocess', 'vision', 'prefill', 'decode', 'flow', 'postprocess')
+
+
+@dataclasses.dataclass
+class Breakdown:
+    """Latency of one instrumented predict.
+
+    stages: seconds per name of STAGES; decode_steps: seconds per backbone forward after the
+    prefill (the token's choice included); flow_steps: seconds per Euler step;
+    reasoning_tokens: ids the longest sample generated, up to and including the stop token.
+    """
+
+    stages: Dict[str, float]
+    decode_steps: List[float]
+    flow_steps: List[float]
+    reasoning_tokens: int
+
+    @property
+    def total(self) -> float:
+        """Seconds of the whole predict (sum of the stages)."""
+        return sum(self.stages.values())
+
+
+class _Timer:
+    """Monotonic marks; synchronises the GPU first so queued kernels are charged."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.stages: Dict[str, float] = {}
+        self._last = self.now()
+
+    def now(self) -> float:
+        """Return perf_counter() once the device is idle."""
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def lap(self, stage: str) -> float:
+        """Charge the time since the previous lap to `stage`; return the mark."""
+        now = self.now()
+        self.stages[stage] = now - self._last
+        self._last = now
+        return now
+
+
+def profile_predict(net: AR1Network, pre: Preprocessor, images, ego_xyz, ego_rot, *,
+                    num_samples: int = 1, num_flow_steps: Optional[int] = None, noise=None,
+                    sampling: Optional[Sampling] = None,
+                    generator: Optional[torch.Generator] = None,
+                    forced_tokens: Optional[int] = None) -> tuple:
+    """Run predict on one observation and time its stages.
+
+    Args:
+        net: the AR1 network (AR1Model.network).
+        pre: its preprocessor (AR1Model.preprocessor, or released.IdPreprocessor).
+        images: uint8 (n_cameras, n_frames, H, W, 3); ego_xyz (16, 3); ego_rot (16, 3, 3).
+        num_samples: S; num_flow_steps: Euler steps K (None: the config's).
+        noise: optional initial flow noise (S, 64, 2).
+        sampling: decoding settings (None: greedy, 256 tokens at most).
+        generator: optional torch.Generator for sampling and noise.
+        forced_tokens: T for a latency run on random weights: the stop and eos tokens are
+            masked until step T, then the stop token is forced, so exactly T ids are generated
+            (sampling.max_new_tokens is ignored). None: decode as predict does.
+
+    Returns:
+        tuple: (Prediction equal to AR1Model.predict's, Breakdown).
+    """
+    sampling = Sampling(greedy=True) if sampling is None else sampling
+    if forced_tokens is not None:
+        if forced_tokens < 1:
+            raise ValueError(f'forced_tokens must be >= 1, got {forced_tokens}')
+        sampling = dataclasses.replace(sampling, max_new_tokens=forced_tokens + 1)
+    with torch.inference_mode():
+        return _profile(net, pre, (images, ego_xyz, ego_rot), num_samples, num_flow_steps,
+                        noise, sampling, generator, forced_tokens)
+
+
+def _profile(net: AR1Network, pre: Preprocessor, inputs: tuple, num_samples: int,
+             num_flow_steps: Optional[int], noise, sampling: Sampling,
+             generator: Optional[torch.Generator], forced: Optional[int]) -> tuple:
+    """Body of profile_predict (inference mode on); mirrors run_predict stage by stage."""
+    if num_samples < 1:
+        raise ValueError(f'num_samples must be >= 1, got {num_samples}')
+    device = net.action_out_proj.weight.device
+    images, (xyz, rot) = check_images(inputs[0]), check_history(inputs[1], inputs[2])
+    noise = check_noise(noise, num_samples, net.action_dims)
+    timer = _Timer(device)
+    input_ids, pixels, grid = pre.prompt(images, pre.history_token_ids(xyz, net.hist_tokenizer))
+    prompt = (input_ids.to(device), pixels.to(device, net.vlm.dtype), grid.to(device))
+    timer.lap('preprocess')
+    stops = StopTokens(pre.ids.traj_token_start, int(pre.config.traj_vocab_size),
+                       pre.ids.traj_future_start, pre.ids.eos, pre.ids.pad)
+    roll, decode_times = _timed_rollout(net.vlm, prompt, num_samples, stops,
+                                        (sampling, generator, forced), timer)
+    actions, found, flow_times = _timed_flow(net, roll, pre.ids.traj_future_start, noise,
+                                             num_flow_steps, generator, timer)
+    # Built by predict's own code, so both return the very same Prediction.
+    result = finish_prediction(net, pre, roll, (actions, found), xyz.to(device), rot.to(device))
+    timer.lap('postprocess')
+    result.timings = dict(timer.stages, total=sum(timer.stages.values()))
+    tokens = max(len(ids) for ids in result.token_ids)
+    return result, Breakdown(dict(timer.stages), decode_times, flow_times, tokens)
+
+
+@dataclasses.dataclass
+class _Rollout:
+    """What flow matching and postprocessing read of generation.Rollout."""
+
+    sequences: torch.Tensor
+    prompt_len: int
+    cache: DynamicCache
+    rope_delta: int
+
+
+def _timed_rollout(vlm, prompt: tuple, num_samples: int, stops: StopTokens, decoding: tuple,
+                   timer: _Timer) -> tuple:
+    """generation.rollout with the vision tower run on its own; returns (rollout, step times)."""
+    input_ids, pixels, grid = prompt
+    # Exactly what the model's forward does with pixel_values, split out to be timed alone.
+    features = vlm.model.get_image_features(pixels, grid, return_dict=True)
+    timer.lap('vision')
+    merge = vlm.config.vision_config.spatial_merge_size
+    positions, delta = mrope_positions(input_ids, grid, vlm.config.image_token_id, merge)
+    cache = DynamicCache(config=vlm.config.text_config)
+    out = vlm.model(input_ids=input_ids, mm_encoder_outputs={'image': features},
+                    image_grid_thw=grid, position_ids=positions, past_key_values=cache,
+                    use_cache=True)
+    logits = vlm.lm_head(out.last_hidden_state[:, -1]).float()
+    if num_samples > 1:
+        cache.batch_repeat_interleave(num_samples)
+        logits = logits.repeat(num_samples, 1)
+    timer.lap('prefill')
+    generated, times = _timed_decode(vlm, logits, cache, delta, stops, decoding, timer)
+    sequences = torch.cat([input_ids.expand(num_samples, -1), torch.stack(generated, 1)], 1)
+    timer.lap('decode')
+    return _Rollout(sequences, input_ids.shape[1], cache, delta), times
+
+
+def _timed_decode(vlm, logits: torch.Tensor, cache: DynamicCache, delta: int,
+                  stops: StopTokens, decoding: tuple, timer: _Timer) -> tuple:
+    """Run generation.rollout's loop, timed per forward; return (ids list of (S,), times)."""
+    sampling, generator, forced = decoding
+    finished = torch.zeros(logits.shape[0], dtype=torch.bool, device=logits.device)
+    stop_seen = torch.zeros_like(finished)
+    generated: List[torch.Tensor] = []
+    times: List[float] = []
+    start = timer.now()
+    for step in range(sampling.max_new_tokens):
+        logits[:, stops.traj_start:stops.traj_start + stops.traj_count] = float('-inf')
+        if forced is not None:
+            _force(logits, step, forced, stops)
+        token = choose(logits, sampling, generator)
+        token = torch.where(finished, torch.full_like(token, stops.pad), token)
+        generated.append(token)
+        stop_after = bool(stop_seen.all())  # every row emitted the stop token one step ago
+        stop_seen |= token == stops.stop
+        finished |= token == stops.eos
+        if stop_after or bool(finished.all()) or step == sampling.max_new_tokens - 1:
+            break
+        logits = decode_step(vlm, token, cache, delta)
+        now = timer.now()
+        times.append(now - start)
+        start = now
+    return generated, times
+
+
+def _force(logits: torch.Tensor, step: int, count: int, stops: StopTokens) -> None:
+    """Mask the stop and eos tokens before step `count` - 1, force the stop token there."""
+    if step < count - 1:
+        logits[:, [stops.stop, stops.eos]] = float('-inf')
+    elif step == count - 1:
+        logits.fill_(float('-inf'))
+        logits[:, stops.stop] = 0.0
+
+
+def _timed_flow(net: AR1Network, roll: _Rollout, stop_id: int, noise: Optional[torch.Tensor],
+                num_steps: Optional[int], generator: Optional[torch.Generator],
+                timer: _Timer) -> tuple:
+    """inference.flow_actions, timed per Euler step; returns (actions, found, step times)."""
+    samples = roll.sequences.shape[0]
+    cond = expert_conditioning(roll.sequences, roll.cache.get_seq_length(), stop_id,
+                               roll.rope_delta, net.action_dims[0],
+                               dtype=net.expert.norm.weight.dtype)
+    if noise is None:
+        noise = torch.randn((samples, *net.action_dims), generator=generator,
+                            device=generator.device if generator is not None else 'cpu')
+    noise = noise.to(roll.sequences.device, torch.float32)
+    marks: List[float] = []
+
+    def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        # Step i runs from this call to the next, so its Euler update is charged to it.
+        marks.append(timer.now())
+        return net.expert_velocity(x, t, roll.cache, cond.position_ids, cond.mask)
+
+    actions = net.diffusion.sample(velocity, noise, num_steps=num_steps)
+    marks.append(timer.lap('flow'))
+    return actions, cond.found, [b - a for a, b in zip(marks[:-1], marks[1:], strict=True)]
+
+
+def summarize(runs: Sequence[Breakdown]) -> Dict[str, Dict[str, float]]:
+    """Median and p90 (seconds) per stage over runs, plus per-token, per-step and total.
+
+    Args:
+        runs: breakdowns of repeated runs (at least one).
+
+    Returns:
+        dict: row name -> {'median', 'p90', 'count'}; rows are STAGES, 'decode_per_token' and
+        'flow_per_step' (each run's median, count = per run) and 'total'.
+    """
+    if not runs:
+        raise ValueError('summarize needs at least one run')
+    rows = {stage: ([r.stages[stage] for r in runs], 1) for stage in STAGES}
+    rows['decode_per_token'] = ([_median(r.decode_steps) for r in runs],
+                                len(runs[-1].decode_steps))
+    rows['flow_per_step'] = ([_median(r.flow_steps) for r in runs], len(runs[-1].flow_steps))
+    rows['total'] = ([r.total for r in runs], 1)
+    return {name: {'median': float(np.median(values)), 'p90': float(np.percentile(values, 90)),
+                   'count': count} for name, (values, count) in rows.items()}
+
+
+def _median(values: Sequence[float]) -> float:
+    """Median of values, 0.0 for none (a rollout that stopped at its first token)."""
+    return float(np.median(values)) if values else 0.0

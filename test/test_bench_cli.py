@@ -1,0 +1,96 @@
+"""`ar1 bench`: the latency table and JSON on the tiny checkpoint, refusals and usage errors.
+
+Speed is reported, never asserted: the tests check the table's rows, counts and the JSON fields.
+"""
+import json
+from pathlib import Path
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from ar1_ros.cli.main import main
+from ar1_ros.model import released
+
+GOLDEN = Path(__file__).resolve().parent / 'fixtures' / 'ar1_tiny'
+TINY = ['--checkpoint', str(GOLDEN / 'checkpoint'), '--vlm-path', str(GOLDEN / 'base_vlm')]
+AR1 = str(Path(sys.executable).parent / 'ar1')
+
+
+def test_tiny_checkpoint_prints_the_breakdown_and_writes_json(tmp_path, capsys):
+    out = tmp_path / 'bench.json'
+    code = main(['bench', *TINY, '--runs', '2', '--warmup', '1', '--flow-steps', '4',
+                 '--height', '64', '--width', '128', '--json', str(out)])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    report = json.loads(out.read_text())
+    for label in ('preprocess', 'vision encode', 'prefill', 'decode', 'per token',
+                  'flow matching', 'per step', 'postprocess', 'total', 'peak memory',
+                  'machine:', 'bench_node.py'):
+        assert label in text
+    assert '4 steps' in text
+    tokens = report['settings']['reasoning_tokens']
+    assert f'{tokens} tokens' in text
+    assert report['stages_s']['decode_per_token']['count'] == tokens > 0
+    assert report['stages_s']['flow_per_step']['count'] == report['settings']['flow_steps'] == 4
+    assert report['settings'] | {'device': 'cpu', 'dtype': 'float32', 'samples': 1} == \
+        report['settings']
+    machine = report['machine']
+    assert machine['cpu']
+    assert machine['cpu_cores'] >= 1
+    assert machine['torch'] == torch.__version__
+    assert {'gpu', 'transformers', 'python', 'load_average_1m'} <= set(machine)
+    assert 'peak RSS' in report['memory']['kind']
+    assert report['memory']['bytes'] > 2**20
+    for row in report['stages_s'].values():
+        assert 0 < row['median'] <= row['p90']
+
+
+def test_released_refuses_a_cpu_without_the_memory(monkeypatch, capsys):
+    monkeypatch.setattr(released, 'available_bytes', lambda device: 20 * 2**30)
+    assert main(['bench', '--released', '--device', 'cpu']) == 1
+    text = capsys.readouterr().out
+    assert 'REFUSED' in text
+    assert 'GiB' in text
+    assert 'GPU' in text
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='this machine has CUDA')
+def test_cuda_without_a_gpu_is_refused(capsys):
+    assert main(['bench', '--released', '--device', 'cuda']) == 1
+    assert 'CUDA is not available' in capsys.readouterr().out
+
+
+def test_missing_checkpoint_is_refused(tmp_path, capsys):
+    assert main(['bench', '--checkpoint', str(tmp_path / 'none')]) == 1
+    assert 'REFUSED' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('argv', [
+    [],
+    [*TINY, '--released'],
+    ['--released', '--runs', '0'],
+    ['--released', '--warmup', '-1'],
+    ['--released', '--samples', '0'],
+    ['--released', '--flow-steps', '0'],
+    ['--released', '--max-reasoning-tokens', 'x'],
+    ['--released', '--dtype', 'float64'],
+])
+def test_bad_arguments_are_usage_errors(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(['bench', *argv])
+    assert exit_info.value.code == 2
+    assert 'usage: ar1 bench' in capsys.readouterr().err
+
+
+def test_released_in_float32_is_a_usage_error(capsys):
+    assert main(['bench', '--released', '--dtype', 'float32']) == 2
+    assert 'bfloat16' in capsys.readouterr().err
+
+
+def test_entry_point_exits_2_on_bad_arguments():
+    result = subprocess.run([AR1, 'bench', '--released', '--runs', '0'], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2
+    assert '--runs' in result.stderr
