@@ -5,7 +5,7 @@ its own work).
 """
 import dataclasses
 import time
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 import torch
 
@@ -23,6 +23,9 @@ from ar1_ros.model.prompt import (
     decode_reasoning,
     fuse_history_tokens,
 )
+
+# (keys, values, position_ids, mask) -> velocity_fn(x, t): an exported expert (flow_actions).
+ExpertStepFactory = Callable[..., Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]
 
 
 @dataclasses.dataclass
@@ -76,7 +79,8 @@ class _Clock:
 def run_predict(net: AR1Network, pre: Preprocessor, images, ego_xyz, ego_rot, *,
                 num_samples: int, num_flow_steps: Optional[int], noise, greedy: bool,
                 temperature: float, top_p: float, max_reasoning_tokens: int,
-                generator: Optional[torch.Generator], reasoning: bool = True) -> Prediction:
+                generator: Optional[torch.Generator], reasoning: bool = True,
+                expert_step: Optional[ExpertStepFactory] = None) -> Prediction:
     """Run AR1 on one observation; see AR1Model.predict for the arguments."""
     if num_samples < 1:
         raise ValueError(f'num_samples must be >= 1, got {num_samples}')
@@ -98,7 +102,7 @@ def run_predict(net: AR1Network, pre: Preprocessor, images, ego_xyz, ego_rot, *,
             else prefill_rollout(*inputs))
     clock.lap('reasoning')
     actions = flow_actions(net, roll, pre.ids.traj_future_start, noise, num_flow_steps,
-                           generator)
+                           generator, expert_step)
     clock.lap('flow_matching')
     result = finish_prediction(net, pre, roll, actions, xyz.to(device), rot.to(device))
     clock.lap('postprocess')
@@ -107,8 +111,15 @@ def run_predict(net: AR1Network, pre: Preprocessor, images, ego_xyz, ego_rot, *,
 
 
 def flow_actions(net: AR1Network, roll, stop_id: int, noise: Optional[torch.Tensor],
-                 num_steps: Optional[int], generator: Optional[torch.Generator]) -> tuple:
-    """Euler-integrate the expert's velocity from noise; return (actions (S,64,2), found)."""
+                 num_steps: Optional[int], generator: Optional[torch.Generator],
+                 expert_step: Optional[ExpertStepFactory] = None) -> tuple:
+    """Euler-integrate the expert's velocity from noise; return (actions (S,64,2), found).
+
+    expert_step: an exported engine for the expert (ONNX, TensorRT): called once per cycle
+    with the prefix cache stacked over layers, keys and values (L, S, KVH, P, D), positions
+    (3, S, 64) and mask (S, 1, 64, P + 64), it returns the velocity function the Euler steps
+    call. None runs the torch expert.
+    """
     samples = roll.sequences.shape[0]
     cache_len = roll.cache.get_seq_length()
     dtype = net.expert.norm.weight.dtype
@@ -123,6 +134,10 @@ def flow_actions(net: AR1Network, roll, stop_id: int, noise: Optional[torch.Tens
     def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return net.expert_velocity(x, t, roll.cache, cond.position_ids, cond.mask)
 
+    if expert_step is not None:
+        keys = torch.stack([layer.keys for layer in roll.cache.layers])
+        values = torch.stack([layer.values for layer in roll.cache.layers])
+        velocity = expert_step(keys, values, cond.position_ids, cond.mask)
     actions = net.diffusion.sample(velocity, noise, num_steps=num_steps)
     return actions, cond.found
 

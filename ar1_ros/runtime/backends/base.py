@@ -17,6 +17,7 @@ from ar1_ros.runtime.types import BackendOutput, Observation
 BACKEND_KINDS = ('torch', 'fake')
 DTYPES = ('float32', 'bfloat16', 'float16')
 FAKE_MODES = ('nominal', 'raise', 'nan', 'swerve')
+EXPERT_ENGINES = ('torch', 'onnx', 'tensorrt')
 _DEVICE = re.compile(r'^(cpu|cuda(:\d+)?)$')
 
 
@@ -60,7 +61,9 @@ class BackendSettings:
     backbone folder ('' = resolved from the checkpoint). device: 'cpu', 'cuda' or 'cuda:N';
     dtype: 'float32', 'bfloat16' or 'float16'. num_samples >= 1 trajectories per cycle;
     num_flow_steps: Euler steps (0 = checkpoint default); max_reasoning_tokens >= 1; reasoning
-    False plans without a CoC (trajectory-only prompt, no decoding); greedy,
+    False plans without a CoC (trajectory-only prompt, no decoding); expert_engine 'torch',
+    'onnx' or 'tensorrt' runs the expert's flow steps (expert_file: the exported file, '' =
+    <checkpoint>/onnx/); greedy,
     temperature > 0 and 0 < top_p <= 1 drive the reasoning sampler; seed: with t0 it fixes every
     random draw of a cycle. fake_mode ('nominal', 'raise', 'nan', 'swerve') and fake_delay_s
     (>= 0, seconds slept per cycle) only affect the fake backend.
@@ -75,6 +78,8 @@ class BackendSettings:
     num_flow_steps: int = 0
     max_reasoning_tokens: int = 256
     reasoning: bool = True
+    expert_engine: str = 'torch'
+    expert_file: str = ''
     greedy: bool = False
     temperature: float = 0.6
     top_p: float = 0.98
@@ -102,6 +107,9 @@ class BackendSettings:
         _require(_is_real(self.top_p) and 0 < self.top_p <= 1, 'top_p',
                  f'must be in (0, 1], got {self.top_p!r}')
         _require(_is_int(self.seed), 'seed', f'must be an integer, got {self.seed!r}')
+        _require(self.expert_engine in EXPERT_ENGINES, 'expert_engine',
+                 f'must be one of {EXPERT_ENGINES}, got {self.expert_engine!r}')
+        _require(isinstance(self.expert_file, str), 'expert_file', 'must be a string')
         _require(self.fake_mode in FAKE_MODES, 'fake_mode',
                  f'must be one of {FAKE_MODES}, got {self.fake_mode!r}')
         _require(_is_real(self.fake_delay_s) and self.fake_delay_s >= 0, 'fake_delay_s',

@@ -7,6 +7,7 @@ import torch
 
 from ar1_ros.model import AR1Model, Prediction
 from ar1_ros.runtime.backends.base import BackendSettings, check_images
+from ar1_ros.runtime.backends.expert_engines import make_expert_step
 from ar1_ros.runtime.types import BackendOutput, Observation
 
 TORCH_DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
@@ -58,6 +59,7 @@ class TorchBackend:
         self.model: Optional[AR1Model] = AR1Model.from_pretrained(
             folder, dtype=TORCH_DTYPES[settings.dtype], device=self.device, vlm_path=vlm_path)
         self.dt = float(self.model.network.action_space.dt)
+        self.expert_step = make_expert_step(settings.expert_engine, settings.expert_file, folder)
 
     def infer(self, images: np.ndarray, observation: Observation) -> BackendOutput:
         """Predict settings.num_samples plans for images uint8 (C, F, H, W, 3).
@@ -76,7 +78,7 @@ class TorchBackend:
             num_samples=s.num_samples, num_flow_steps=s.num_flow_steps or None,
             greedy=s.greedy, temperature=s.temperature, top_p=s.top_p,
             max_reasoning_tokens=s.max_reasoning_tokens, generator=generator,
-            reasoning=s.reasoning)
+            reasoning=s.reasoning, expert_step=self.expert_step)
         return to_backend_output(prediction, self.dt)
 
     def close(self) -> None:
