@@ -136,9 +136,10 @@ class Trainer:
                 logs[key] = logs.get(key, 0.0) + value / len(group)
         params = [p for p in self.model.network.parameters() if p.requires_grad]
         norm = torch.nn.utils.clip_grad_norm_(params, self.config.optim.grad_clip)
+        lr = self.optimizer.param_groups[0]['lr']  # the rate this step used
         self.optimizer.step()
         self.scheduler.step()
-        logs.update(grad_norm=float(norm), lr=self.optimizer.param_groups[0]['lr'])
+        logs.update(grad_norm=float(norm), lr=lr)
         return {k: all_reduce_mean(v, self.ctx) for k, v in logs.items()}
 
     def run(self) -> Optional[Path]:
