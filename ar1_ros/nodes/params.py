@@ -51,7 +51,7 @@ NODE_PARAMETERS: Tuple[Tuple[str, Any, str], ...] = (
     ('backend.num_flow_steps', 0, 'Flow-matching Euler steps; 0 = the checkpoint default.'),
     ('backend.max_reasoning_tokens', 256, 'Maximum Chain-of-Causation tokens per cycle.'),
     ('backend.expert_engine', 'torch',
-     "Engine of the expert's flow steps: 'torch', 'onnx' (onnxruntime) or 'tensorrt'."),
+     "Expert flow steps: 'torch', 'compiled' (torch.compile), 'onnx' or 'tensorrt'."),
     ('backend.expert_file', '',
      'Exported expert (expert.onnx / expert.engine); empty = <checkpoint>/onnx/.'),
     ('backend.reasoning', True,

@@ -5,7 +5,9 @@ import torch
 
 from ar1_ros.cli.main import main
 from ar1_ros.model import AR1Model
+from ar1_ros.model.onnx_expert import ExpertStep, expert_example
 from ar1_ros.runtime.backends.base import BackendSettings
+from ar1_ros.runtime.backends.compiled_expert import pad_prefix
 from ar1_ros.runtime.backends.expert_engines import expert_file, make_expert_step
 from ar1_ros.runtime.backends.torch_backend import TorchBackend
 
@@ -53,3 +55,34 @@ def test_missing_files_and_bad_engines_are_explained(tmp_path):
         make_expert_step('openvino', '', tmp_path)
     with pytest.raises(ValueError, match='backend expert_engine '):
         BackendSettings(expert_engine='openvino')
+
+
+def test_prefix_padding_keeps_the_velocity():
+    model = AR1Model.from_pretrained(CHECKPOINT, dtype=torch.float32, vlm_path=BASE_VLM)
+    ex = expert_example(model.network, batch=2, prefix=37)
+    step = ExpertStep(model.network)
+    keys, values, mask = pad_prefix(ex['past_keys'], ex['past_values'], ex['mask'], 16)
+    assert keys.shape[3] == 48
+    assert mask.shape[-1] == 48 + 64
+    with torch.no_grad():
+        plain = step(ex['x'], ex['t'], ex['past_keys'], ex['past_values'], ex['position_ids'],
+                     ex['mask'])
+        padded = step(ex['x'], ex['t'], keys, values, ex['position_ids'], mask)
+    torch.testing.assert_close(padded, plain, rtol=0, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_compiled_expert_plans_as_eager():
+    """torch.compile of the expert step (about 30 s to compile on this CPU)."""
+    model = AR1Model.from_pretrained(CHECKPOINT, dtype=torch.float32, vlm_path=BASE_VLM)
+    _, t = load('cases/case_000')
+    images = t['inputs/image_frames'].permute(0, 1, 3, 4, 2).contiguous()
+    args = (images, t['inputs/ego_history_xyz'][0, 0], t['inputs/ego_history_rot'][0, 0])
+    kwargs = {'noise': t['diffusion/noise'], 'greedy': True, 'max_reasoning_tokens': 32}
+    compiled = make_expert_step('compiled', '', CHECKPOINT, model.network)
+    plan = model.predict(*args, expert_step=compiled, **kwargs)
+    again = model.predict(*args, expert_step=compiled, **kwargs)
+    eager = model.predict(*args, **kwargs)
+    torch.testing.assert_close(plan.trajectory_xyz, eager.trajectory_xyz, rtol=0, atol=1e-4)
+    torch.testing.assert_close(again.trajectory_xyz, plan.trajectory_xyz, rtol=0, atol=0)
+    assert compiled.compiled_shapes == {(1, 384): 2}  # 264-token prefix -> one bucket

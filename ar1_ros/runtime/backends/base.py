@@ -17,7 +17,7 @@ from ar1_ros.runtime.types import BackendOutput, Observation
 BACKEND_KINDS = ('torch', 'fake')
 DTYPES = ('float32', 'bfloat16', 'float16')
 FAKE_MODES = ('nominal', 'raise', 'nan', 'swerve')
-EXPERT_ENGINES = ('torch', 'onnx', 'tensorrt')
+EXPERT_ENGINES = ('torch', 'compiled', 'onnx', 'tensorrt')
 _DEVICE = re.compile(r'^(cpu|cuda(:\d+)?)$')
 
 
@@ -62,8 +62,8 @@ class BackendSettings:
     dtype: 'float32', 'bfloat16' or 'float16'. num_samples >= 1 trajectories per cycle;
     num_flow_steps: Euler steps (0 = checkpoint default); max_reasoning_tokens >= 1; reasoning
     False plans without a CoC (trajectory-only prompt, no decoding); expert_engine 'torch',
-    'onnx' or 'tensorrt' runs the expert's flow steps (expert_file: the exported file, '' =
-    <checkpoint>/onnx/); greedy,
+    'compiled', 'onnx' or 'tensorrt' runs the expert's flow steps (expert_file: the exported
+    file, '' = <checkpoint>/onnx/); greedy,
     temperature > 0 and 0 < top_p <= 1 drive the reasoning sampler; seed: with t0 it fixes every
     random draw of a cycle. fake_mode ('nominal', 'raise', 'nan', 'swerve') and fake_delay_s
     (>= 0, seconds slept per cycle) only affect the fake backend.

@@ -1,4 +1,4 @@
-"""Where the torch backend runs the expert's flow steps: torch, ONNX Runtime or TensorRT.
+"""Where the torch backend runs the expert's flow steps: eager, compiled, ONNX or TensorRT.
 
 `backend.expert_engine` picks it. The exported files come from `ar1 export-onnx` (expert.onnx)
 and, for TensorRT, an engine built from it (runtime.trt_runner.build_engine); by default they
@@ -19,16 +19,21 @@ def expert_file(engine: str, configured: str, checkpoint: Path) -> Path:
     return Path(configured) if configured else Path(checkpoint) / 'onnx' / DEFAULT_FILES[engine]
 
 
-def make_expert_step(engine: str, configured: str, checkpoint: Path) -> Optional[Callable]:
+def make_expert_step(engine: str, configured: str, checkpoint: Path,
+                     net=None) -> Optional[Callable]:
     """Return the expert_step factory AR1Model.predict takes, or None for torch.
 
-    Raises FileNotFoundError naming the file and the command that makes it; TensorRT raises
-    runtime.trt_runner.TensorRTUnavailable where it is not installed or there is no GPU.
+    'compiled' needs the loaded network (net). Raises FileNotFoundError naming the file and the
+    command that makes it; TensorRT raises runtime.trt_runner.TensorRTUnavailable where it is
+    not installed or there is no GPU.
     """
     if engine not in EXPERT_ENGINES:
         raise ValueError(f'backend expert_engine must be one of {EXPERT_ENGINES}, got {engine!r}')
     if engine == 'torch':
         return None
+    if engine == 'compiled':
+        from ar1_ros.runtime.backends.compiled_expert import CompiledExpert
+        return CompiledExpert(net)
     path = expert_file(engine, configured, checkpoint)
     if not path.is_file():
         make = (f'ar1 export-onnx --checkpoint {checkpoint} --out {path.parent} --parts expert'

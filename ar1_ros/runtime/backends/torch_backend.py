@@ -59,7 +59,8 @@ class TorchBackend:
         self.model: Optional[AR1Model] = AR1Model.from_pretrained(
             folder, dtype=TORCH_DTYPES[settings.dtype], device=self.device, vlm_path=vlm_path)
         self.dt = float(self.model.network.action_space.dt)
-        self.expert_step = make_expert_step(settings.expert_engine, settings.expert_file, folder)
+        self.expert_step = make_expert_step(settings.expert_engine, settings.expert_file, folder,
+                                            self.model.network)
 
     def infer(self, images: np.ndarray, observation: Observation) -> BackendOutput:
         """Predict settings.num_samples plans for images uint8 (C, F, H, W, 3).
