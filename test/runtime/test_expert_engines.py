@@ -86,3 +86,13 @@ def test_compiled_expert_plans_as_eager():
     torch.testing.assert_close(plan.trajectory_xyz, eager.trajectory_xyz, rtol=0, atol=1e-4)
     torch.testing.assert_close(again.trajectory_xyz, plan.trajectory_xyz, rtol=0, atol=0)
     assert compiled.compiled_shapes == {(1, 384): 2}  # 264-token prefix -> one bucket
+
+
+def test_tensorrt_without_tensorrt_is_explained(tmp_path):
+    from ar1_ros.runtime.trt_runner import TensorRTUnavailable, tensorrt_available
+    if tensorrt_available():
+        pytest.skip('TensorRT is available here')
+    engine = tmp_path / 'expert.engine'
+    engine.write_bytes(b'not an engine')
+    with pytest.raises(TensorRTUnavailable, match='expert_engine'):
+        make_expert_step('tensorrt', str(engine), tmp_path)
