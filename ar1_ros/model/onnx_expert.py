@@ -7,7 +7,7 @@ flow matching while the prefix stays in its own memory. The cache is rebuilt ins
 `expert_velocity` itself runs: same code, same numbers.
 """
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -22,6 +22,31 @@ EXPERT_OUTPUTS = ('velocity',)
 # (16 images of 180 tokens + text + 256 reasoning tokens is about 3,300).
 MAX_PREFIX = 65536
 MAX_BATCH = 256
+
+
+def check_step_shapes(x_shape: Sequence[int], kv_shape: Sequence[int],
+                      values_shape: Sequence[int], mask_shape: Sequence[int]) -> None:
+    """Raise ValueError unless the expert step's inputs have consistent shapes.
+
+    Args:
+        x_shape: (B, 64, 2); kv_shape, values_shape: (L, B, KVH, P, D) both;
+        mask_shape: (B, 1, 64, P + 64).
+
+    """
+    x_shape, kv_shape = tuple(x_shape), tuple(kv_shape)
+    values_shape, mask_shape = tuple(values_shape), tuple(mask_shape)
+    if len(x_shape) != 3:
+        raise ValueError(f'x {x_shape} must be (B, 64, 2)')
+    if values_shape != kv_shape or len(kv_shape) != 5:
+        raise ValueError(f'keys {kv_shape} and values {values_shape} must both be '
+                         '(L, B, KVH, P, D)')
+    if kv_shape[1] != x_shape[0]:
+        raise ValueError(f'keys {kv_shape} must be (L, B, KVH, P, D) for x {x_shape}: the '
+                         f'batch is {kv_shape[1]}, not {x_shape[0]}')
+    if len(mask_shape) != 4 or mask_shape[-1] != kv_shape[3] + x_shape[1] \
+            or mask_shape[0] != x_shape[0]:
+        raise ValueError(f'mask {mask_shape} must be (B, 1, 64, P + 64) for x '
+                         f'{x_shape} and prefix length {kv_shape[3]}')
 
 
 class ExpertStep(nn.Module):

@@ -12,6 +12,8 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from ar1_ros.model.onnx_expert import check_step_shapes
+
 ArrayLike = Union[np.ndarray, torch.Tensor]
 # onnxruntime's type strings -> numpy dtypes, for the types our exports use.
 _NUMPY_TYPES = {'tensor(float)': np.float32, 'tensor(float16)': np.float16,
@@ -96,13 +98,7 @@ class OnnxExpertStep(OnnxPart):
             np.ndarray: (B, 64, 2) float32.
 
         """
-        kv_shape, mask_shape = tuple(keys.shape), tuple(mask.shape)
-        if tuple(values.shape) != kv_shape or len(kv_shape) != 5:
-            raise ValueError(f'keys {kv_shape} and values {tuple(values.shape)} must both be '
-                             '(L, B, KVH, P, D)')
-        if mask_shape[-1] != kv_shape[3] + x.shape[1] or mask_shape[0] != x.shape[0]:
-            raise ValueError(f'mask {mask_shape} must be (B, 1, 64, P + 64) for x '
-                             f'{tuple(x.shape)} and prefix length {kv_shape[3]}')
+        check_step_shapes(x.shape, keys.shape, values.shape, mask.shape)
         feeds = {'x': x, 't': t, 'past_keys': keys, 'past_values': values,
                  'position_ids': position_ids, 'mask': mask}
         return self.run(feeds)[0].astype(np.float32, copy=False)

@@ -16,6 +16,8 @@ from typing import Callable, Dict, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from ar1_ros.model.onnx_expert import check_step_shapes
+
 ArrayLike = Union[np.ndarray, torch.Tensor]
 Shape = Tuple[int, ...]
 # Same names and order as ar1_ros.model.onnx_expert.EXPERT_INPUTS (checked by the tests).
@@ -52,31 +54,6 @@ def tensorrt_available() -> bool:
     except TensorRTUnavailable:
         return False
     return True
-
-
-def check_step_shapes(x_shape: Sequence[int], kv_shape: Sequence[int],
-                      values_shape: Sequence[int], mask_shape: Sequence[int]) -> None:
-    """Raise ValueError unless the expert step's inputs have consistent shapes.
-
-    Args:
-        x_shape: (B, 64, 2); kv_shape, values_shape: (L, B, KVH, P, D) both;
-        mask_shape: (B, 1, 64, P + 64).
-
-    """
-    x_shape, kv_shape = tuple(x_shape), tuple(kv_shape)
-    values_shape, mask_shape = tuple(values_shape), tuple(mask_shape)
-    if len(x_shape) != 3:
-        raise ValueError(f'x {x_shape} must be (B, 64, 2)')
-    if values_shape != kv_shape or len(kv_shape) != 5:
-        raise ValueError(f'keys {kv_shape} and values {values_shape} must both be '
-                         '(L, B, KVH, P, D)')
-    if kv_shape[1] != x_shape[0]:
-        raise ValueError(f'keys {kv_shape} must be (L, B, KVH, P, D) for x {x_shape}: the '
-                         f'batch is {kv_shape[1]}, not {x_shape[0]}')
-    if len(mask_shape) != 4 or mask_shape[-1] != kv_shape[3] + x_shape[1] \
-            or mask_shape[0] != x_shape[0]:
-        raise ValueError(f'mask {mask_shape} must be (B, 1, 64, P + 64) for x '
-                         f'{x_shape} and prefix length {kv_shape[3]}')
 
 
 def expert_shapes(kv_dims: Sequence[int], batch: int, prefix: int,
