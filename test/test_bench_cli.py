@@ -94,3 +94,14 @@ def test_entry_point_exits_2_on_bad_arguments():
                             text=True, timeout=120)
     assert result.returncode == 2
     assert '--runs' in result.stderr
+
+
+def test_reasoning_off_is_timed_without_decoding(tmp_path, capsys):
+    out = tmp_path / 'bench.json'
+    code = main(['bench', *TINY, '--runs', '1', '--warmup', '0', '--no-reasoning',
+                 '--height', '64', '--width', '128', '--json', str(out)])
+    assert code == 0, capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert report['settings']['reasoning'] is False
+    assert report['settings']['reasoning_tokens'] == 0
+    assert report['stages_s']['decode_per_token']['count'] == 0

@@ -58,6 +58,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help='Euler steps K (default: the checkpoint config, 10)')
     parser.add_argument('--max-reasoning-tokens', type=_positive, default=40,
                         help='CoC token limit T (--released: exactly T, stop token forced)')
+    parser.add_argument('--no-reasoning', action='store_true',
+                        help='time the trajectory-only mode (backend.reasoning false)')
     parser.add_argument('--runs', type=_positive, default=5, help='timed runs')
     parser.add_argument('--warmup', type=_non_negative, default=2, help='untimed runs first')
     parser.add_argument('--height', type=_positive, default=320, help='camera image height')
@@ -136,13 +138,15 @@ def _measure(model, args: argparse.Namespace, device) -> dict:
     for index in range(args.warmup + args.runs):
         _, breakdown = profile_predict(model.network, model.preprocessor, *inputs,
                                        num_samples=args.samples, num_flow_steps=args.flow_steps,
-                                       noise=noise, sampling=sampling, forced_tokens=forced)
+                                       noise=noise, sampling=sampling, forced_tokens=forced,
+                                       reasoning=not args.no_reasoning)
         if index >= args.warmup:
             runs.append(breakdown)
     dtype = str(next(model.network.parameters()).dtype).removeprefix('torch.')
     settings = {'model': 'released (random weights)' if args.released else str(args.checkpoint),
                 'device': str(device), 'dtype': dtype, 'samples': args.samples,
                 'flow_steps': len(runs[-1].flow_steps),
+                'reasoning': not args.no_reasoning,
                 'reasoning_tokens': runs[-1].reasoning_tokens,
                 'images': f'16 x {args.height}x{args.width}', 'warmup': args.warmup,
                 'runs': args.runs}

@@ -7,7 +7,7 @@ prompt is prefilled once and its cache copied per sample (the official code pref
 sample; the values are the same).
 """
 import dataclasses
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import torch
 from transformers import DynamicCache
@@ -99,15 +99,31 @@ def rollout(vlm, input_ids: torch.Tensor, pixel_values: torch.Tensor,
     if num_samples > 1:
         cache.batch_repeat_interleave(num_samples)
         logits = logits.repeat(num_samples, 1)
-    prompt_len = input_ids.shape[1]
-    generated: List[torch.Tensor] = []
-    step_logits: List[torch.Tensor] = []
-    finished = torch.zeros(num_samples, dtype=torch.bool, device=input_ids.device)
+    kept: List[torch.Tensor] = []
+    generated = decode_loop(vlm, logits, cache, delta, tokens, sampling, generator,
+                            adjust=(lambda scores, step: kept.append(scores)) if keep_logits
+                            else None)
+    sequences = torch.cat([input_ids.expand(num_samples, -1), torch.stack(generated, 1)], 1)
+    return Rollout(sequences, input_ids.shape[1], cache, delta, kept)
+
+
+def decode_loop(vlm, logits: torch.Tensor, cache: DynamicCache, delta: int, tokens: StopTokens,
+                sampling: Sampling, generator: Optional[torch.Generator] = None,
+                adjust: Optional[Callable[[torch.Tensor, int], None]] = None,
+                on_forward: Optional[Callable[[], None]] = None) -> List[torch.Tensor]:
+    """Decode from the prefill's logits (S, V); return the chosen ids, one (S,) per step.
+
+    The official stop rule: `<iK>` ids masked, rows that emitted eos padded, end one step after
+    every row emitted the stop token. adjust(logits, step) may edit (or record) each step's
+    masked logits before the choice; on_forward() is called after each decoding forward.
+    """
+    finished = torch.zeros(logits.shape[0], dtype=torch.bool, device=logits.device)
     stop_seen = torch.zeros_like(finished)
+    generated: List[torch.Tensor] = []
     for step in range(sampling.max_new_tokens):
         logits[:, tokens.traj_start:tokens.traj_start + tokens.traj_count] = float('-inf')
-        if keep_logits:
-            step_logits.append(logits)
+        if adjust is not None:
+            adjust(logits, step)
         token = choose(logits, sampling, generator)
         token = torch.where(finished, torch.full_like(token, tokens.pad), token)
         generated.append(token)
@@ -117,8 +133,9 @@ def rollout(vlm, input_ids: torch.Tensor, pixel_values: torch.Tensor,
         if stop_after or bool(finished.all()) or step == sampling.max_new_tokens - 1:
             break
         logits = decode_step(vlm, token, cache, delta)
-    sequences = torch.cat([input_ids.expand(num_samples, -1), torch.stack(generated, 1)], 1)
-    return Rollout(sequences, prompt_len, cache, delta, step_logits)
+        if on_forward is not None:
+            on_forward()
+    return generated
 
 
 def prefill_rollout(vlm, input_ids: torch.Tensor, pixel_values: torch.Tensor,

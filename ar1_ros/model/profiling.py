@@ -24,7 +24,7 @@ import torch
 from transformers import DynamicCache
 
 from ar1_ros.model.conditioning import expert_conditioning
-from ar1_ros.model.generation import Sampling, StopTokens, choose, decode_step
+from ar1_ros.model.generation import Sampling, StopTokens, decode_loop
 from ar1_ros.model.inference import Preprocessor, finish_prediction
 from ar1_ros.model.network import AR1Network
 from ar1_ros.model.prediction import check_history, check_images, check_noise
@@ -79,7 +79,7 @@ def profile_predict(net: AR1Network, pre: Preprocessor, images, ego_xyz, ego_rot
                     num_samples: int = 1, num_flow_steps: Optional[int] = None, noise=None,
                     sampling: Optional[Sampling] = None,
                     generator: Optional[torch.Generator] = None,
-                    forced_tokens: Optional[int] = None) -> tuple:
+                    forced_tokens: Optional[int] = None, reasoning: bool = True) -> tuple:
     """Run predict on one observation and time its stages.
 
     Args:
@@ -93,6 +93,7 @@ def profile_predict(net: AR1Network, pre: Preprocessor, images, ego_xyz, ego_rot
         forced_tokens: T for a latency run on random weights: the stop and eos tokens are
             masked until step T, then the stop token is forced, so exactly T ids are generated
             (sampling.max_new_tokens is ignored). None: decode as predict does.
+        reasoning: False times predict(reasoning=False): trajectory-only prompt, no decode.
 
     Returns:
         tuple: (Prediction equal to AR1Model.predict's, Breakdown).
@@ -104,12 +105,12 @@ def profile_predict(net: AR1Network, pre: Preprocessor, images, ego_xyz, ego_rot
         sampling = dataclasses.replace(sampling, max_new_tokens=forced_tokens + 1)
     with torch.inference_mode():
         return _profile(net, pre, (images, ego_xyz, ego_rot), num_samples, num_flow_steps,
-                        noise, sampling, generator, forced_tokens)
+                        noise, sampling, generator, (forced_tokens, reasoning))
 
 
 def _profile(net: AR1Network, pre: Preprocessor, inputs: tuple, num_samples: int,
              num_flow_steps: Optional[int], noise, sampling: Sampling,
-             generator: Optional[torch.Generator], forced: Optional[int]) -> tuple:
+             generator: Optional[torch.Generator], mode: tuple) -> tuple:
     """Body of profile_predict (inference mode on); mirrors run_predict stage by stage."""
     if num_samples < 1:
         raise ValueError(f'num_samples must be >= 1, got {num_samples}')
@@ -117,13 +118,15 @@ def _profile(net: AR1Network, pre: Preprocessor, inputs: tuple, num_samples: int
     images, (xyz, rot) = check_images(inputs[0]), check_history(inputs[1], inputs[2])
     noise = check_noise(noise, num_samples, net.action_dims)
     timer = _Timer(device)
-    input_ids, pixels, grid = pre.prompt(images, pre.history_token_ids(xyz, net.hist_tokenizer))
+    forced, reasoning = mode
+    input_ids, pixels, grid = pre.prompt(images, pre.history_token_ids(xyz, net.hist_tokenizer),
+                                         reasoning)
     prompt = (input_ids.to(device), pixels.to(device, net.vlm.dtype), grid.to(device))
     timer.lap('preprocess')
     stops = StopTokens(pre.ids.traj_token_start, int(pre.config.traj_vocab_size),
                        pre.ids.traj_future_start, pre.ids.eos, pre.ids.pad)
     roll, decode_times = _timed_rollout(net.vlm, prompt, num_samples, stops,
-                                        (sampling, generator, forced), timer)
+                                        (sampling, generator, forced, reasoning), timer)
     actions, found, flow_times = _timed_flow(net, roll, pre.ids.traj_future_start, noise,
                                              num_flow_steps, generator, timer)
     # Built by predict's own code, so both return the very same Prediction.
@@ -162,37 +165,29 @@ def _timed_rollout(vlm, prompt: tuple, num_samples: int, stops: StopTokens, deco
         cache.batch_repeat_interleave(num_samples)
         logits = logits.repeat(num_samples, 1)
     timer.lap('prefill')
-    generated, times = _timed_decode(vlm, logits, cache, delta, stops, decoding, timer)
-    sequences = torch.cat([input_ids.expand(num_samples, -1), torch.stack(generated, 1)], 1)
+    generated, times = ([], []) if not decoding[-1] else _timed_decode(
+        vlm, logits, cache, delta, stops, decoding[:-1], timer)
+    sequences = torch.cat([input_ids.expand(num_samples, -1), *(
+        [torch.stack(generated, 1)] if generated else [])], 1)
     timer.lap('decode')
     return _Rollout(sequences, input_ids.shape[1], cache, delta), times
 
 
 def _timed_decode(vlm, logits: torch.Tensor, cache: DynamicCache, delta: int,
                   stops: StopTokens, decoding: tuple, timer: _Timer) -> tuple:
-    """Run generation.rollout's loop, timed per forward; return (ids list of (S,), times)."""
+    """Run generation's decode loop, timed per forward; return (ids list of (S,), times)."""
     sampling, generator, forced = decoding
-    finished = torch.zeros(logits.shape[0], dtype=torch.bool, device=logits.device)
-    stop_seen = torch.zeros_like(finished)
-    generated: List[torch.Tensor] = []
     times: List[float] = []
-    start = timer.now()
-    for step in range(sampling.max_new_tokens):
-        logits[:, stops.traj_start:stops.traj_start + stops.traj_count] = float('-inf')
-        if forced is not None:
-            _force(logits, step, forced, stops)
-        token = choose(logits, sampling, generator)
-        token = torch.where(finished, torch.full_like(token, stops.pad), token)
-        generated.append(token)
-        stop_after = bool(stop_seen.all())  # every row emitted the stop token one step ago
-        stop_seen |= token == stops.stop
-        finished |= token == stops.eos
-        if stop_after or bool(finished.all()) or step == sampling.max_new_tokens - 1:
-            break
-        logits = decode_step(vlm, token, cache, delta)
-        now = timer.now()
-        times.append(now - start)
-        start = now
+    marks = [timer.now()]
+
+    def on_forward() -> None:
+        marks.append(timer.now())
+        times.append(marks[-1] - marks[-2])
+
+    adjust = None if forced is None else (lambda scores, step: _force(scores, step, forced,
+                                                                      stops))
+    generated = decode_loop(vlm, logits, cache, delta, stops, sampling, generator, adjust,
+                            on_forward)
     return generated, times
 
 

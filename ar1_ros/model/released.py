@@ -28,7 +28,12 @@ from ar1_ros.model.backbone import RELEASED_BACKBONES, BackboneSource
 from ar1_ros.model.config import AR1Config, parse_config
 from ar1_ros.model.image_processing import ImageProcessor
 from ar1_ros.model.inference import Preprocessor
-from ar1_ros.model.prompt import COC_REQUEST, SYSTEM_PROMPT, fuse_history_tokens
+from ar1_ros.model.prompt import (
+    COC_REQUEST,
+    SYSTEM_PROMPT,
+    TRAJECTORY_REQUEST,
+    fuse_history_tokens,
+)
 from ar1_ros.model.tokens import SPECIAL_TOKEN_KEYS, TokenIds
 
 DEFAULTS = Path(__file__).resolve().parent / 'configs' / 'ar1_defaults.json'
@@ -97,14 +102,19 @@ class IdPreprocessor(Preprocessor):
 
     im_start: int = QWEN_IM_START
 
-    def prompt(self, images: torch.Tensor, history_ids: torch.Tensor) -> tuple:
-        """Images (N, H, W, 3) uint8 + history ids (1, 48) -> (input_ids (1, L), pixels, grid)."""
+    def prompt(self, images: torch.Tensor, history_ids: torch.Tensor,
+               reasoning: bool = True) -> tuple:
+        """Images (N, H, W, 3) uint8 + history ids (1, 48) -> (input_ids (1, L), pixels, grid).
+
+        reasoning False: the trajectory-only prompt (Preprocessor.prompt's).
+        """
         pixel_values, grid = self.images(images)
         per_image = (grid.prod(-1) // self.images.merge_size**2).tolist()
-        ids = torch.tensor([self.prompt_ids(per_image, history_ids.shape[-1])])
+        ids = torch.tensor([self.prompt_ids(per_image, history_ids.shape[-1], reasoning)])
         return fuse_history_tokens(ids, history_ids, self.ids.traj_history), pixel_values, grid
 
-    def prompt_ids(self, tokens_per_image: List[int], n_history: int) -> List[int]:
+    def prompt_ids(self, tokens_per_image: List[int], n_history: int,
+                   reasoning: bool = True) -> List[int]:
         """Return the prompt ids with the history slots unfused, as build_prompt_ids lays out."""
         t = self.ids
         ids = [self.im_start, *_text('system'), NEWLINE_ID, *_text(SYSTEM_PROMPT), t.eos,
@@ -112,8 +122,10 @@ class IdPreprocessor(Preprocessor):
         for n in tokens_per_image:
             ids += [t.vision_start, *[t.image_pad] * int(n), t.vision_end]
         ids += [t.traj_history_start, *[t.traj_history] * n_history, t.traj_history_end]
-        ids += [*_text(COC_REQUEST), t.eos, NEWLINE_ID, self.im_start, *_text('assistant'),
-                NEWLINE_ID, t.cot_start]
+        request, opening = ((COC_REQUEST, t.cot_start) if reasoning
+                            else (TRAJECTORY_REQUEST, t.traj_future_start))
+        ids += [*_text(request), t.eos, NEWLINE_ID, self.im_start, *_text('assistant'),
+                NEWLINE_ID, opening]
         return ids
 
 

@@ -156,3 +156,25 @@ def test_random_weights_run_end_to_end_on_the_tiny_architecture(model, inputs):
     assert pred.reasoning == ['']
     assert torch.isfinite(pred.trajectory_xyz).all()
     _check_breakdown(breakdown, 3, 12)
+
+
+def test_profiler_times_the_reasoning_off_mode(model, inputs):
+    noise = torch.randn(2, 64, 2, generator=torch.Generator().manual_seed(5))
+    expected = model.predict(*inputs, num_samples=2, noise=noise, reasoning=False)
+    got, breakdown = profile_predict(model.network, model.preprocessor, *inputs, num_samples=2,
+                                     noise=noise, reasoning=False)
+    torch.testing.assert_close(got.trajectory_xyz, expected.trajectory_xyz, atol=1e-6, rtol=0)
+    assert got.token_ids == expected.token_ids == [[], []]
+    assert breakdown.reasoning_tokens == 0
+    assert breakdown.decode_steps == []
+    assert len(breakdown.flow_steps) == 10
+
+
+def test_id_prompt_reasoning_off_has_the_template_layout(model, inputs):
+    pre, id_pre = model.preprocessor, _id_preprocessor(model)
+    images = inputs[0].reshape(4, 64, 128, 3)
+    history = pre.history_token_ids(inputs[1], model.network.hist_tokenizer)
+    real, _, _ = pre.prompt(images, history, reasoning=False)
+    built, _, _ = id_pre.prompt(images, history, reasoning=False)
+    assert _specials(pre.ids, built[0].tolist()) == _specials(pre.ids, real[0].tolist())
+    assert built[0, -1] == real[0, -1] == pre.ids.traj_future_start
