@@ -89,33 +89,46 @@ def choose(scores: torch.Tensor, sampling: Sampling,
 def rollout(vlm, input_ids: torch.Tensor, pixel_values: torch.Tensor,
             image_grid_thw: torch.Tensor, num_samples: int, tokens: StopTokens,
             sampling: Sampling, generator: Optional[torch.Generator] = None,
-            keep_logits: bool = False) -> Rollout:
+            keep_logits: bool = False, decoder=None) -> Rollout:
     """Generate `num_samples` CoC continuations of one prompt (1, L).
 
     keep_logits keeps every step's (S, V) logits for parity checks; off by default because at
-    the release vocabulary (155,697) 256 steps would hold ~160 MB per sample.
+    the release vocabulary (155,697) 256 steps would hold ~160 MB per sample. decoder: a
+    static_decode.StaticDecoder running the decoding steps (compiled, static cache).
     """
     logits, cache, delta = prefill(vlm, input_ids, pixel_values, image_grid_thw)
     if num_samples > 1:
         cache.batch_repeat_interleave(num_samples)
         logits = logits.repeat(num_samples, 1)
+    if decoder is None:
+        def step(token: torch.Tensor) -> torch.Tensor:
+            return decode_step(vlm, token, cache, delta)
+    else:
+        decoder.begin(cache, sampling.max_new_tokens)
+
+        def step(token: torch.Tensor) -> torch.Tensor:
+            return decoder.step(token, delta)
     kept: List[torch.Tensor] = []
-    generated = decode_loop(vlm, logits, cache, delta, tokens, sampling, generator,
-                            adjust=(lambda scores, step: kept.append(scores)) if keep_logits
+    generated = decode_loop(step, logits, tokens, sampling, generator,
+                            adjust=(lambda scores, _: kept.append(scores)) if keep_logits
                             else None)
+    if decoder is not None:
+        cache = decoder.dynamic_cache()
     sequences = torch.cat([input_ids.expand(num_samples, -1), torch.stack(generated, 1)], 1)
     return Rollout(sequences, input_ids.shape[1], cache, delta, kept)
 
 
-def decode_loop(vlm, logits: torch.Tensor, cache: DynamicCache, delta: int, tokens: StopTokens,
-                sampling: Sampling, generator: Optional[torch.Generator] = None,
+def decode_loop(step_fn: Callable[[torch.Tensor], torch.Tensor], logits: torch.Tensor,
+                tokens: StopTokens, sampling: Sampling,
+                generator: Optional[torch.Generator] = None,
                 adjust: Optional[Callable[[torch.Tensor, int], None]] = None,
                 on_forward: Optional[Callable[[], None]] = None) -> List[torch.Tensor]:
     """Decode from the prefill's logits (S, V); return the chosen ids, one (S,) per step.
 
-    The official stop rule: `<iK>` ids masked, rows that emitted eos padded, end one step after
-    every row emitted the stop token. adjust(logits, step) may edit (or record) each step's
-    masked logits before the choice; on_forward() is called after each decoding forward.
+    step_fn(token (S,)) feeds the chosen ids and returns the next logits (S, V). The official
+    stop rule: `<iK>` ids masked, rows that emitted eos padded, end one step after every row
+    emitted the stop token. adjust(logits, step) may edit (or record) each step's masked logits
+    before the choice; on_forward() is called after each decoding forward.
     """
     finished = torch.zeros(logits.shape[0], dtype=torch.bool, device=logits.device)
     stop_seen = torch.zeros_like(finished)
@@ -132,7 +145,7 @@ def decode_loop(vlm, logits: torch.Tensor, cache: DynamicCache, delta: int, toke
         finished |= token == tokens.eos
         if stop_after or bool(finished.all()) or step == sampling.max_new_tokens - 1:
             break
-        logits = decode_step(vlm, token, cache, delta)
+        logits = step_fn(token)
         if on_forward is not None:
             on_forward()
     return generated

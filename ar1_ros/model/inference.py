@@ -80,7 +80,8 @@ def run_predict(net: AR1Network, pre: Preprocessor, images, ego_xyz, ego_rot, *,
                 num_samples: int, num_flow_steps: Optional[int], noise, greedy: bool,
                 temperature: float, top_p: float, max_reasoning_tokens: int,
                 generator: Optional[torch.Generator], reasoning: bool = True,
-                expert_step: Optional[ExpertStepFactory] = None) -> Prediction:
+                expert_step: Optional[ExpertStepFactory] = None,
+                decoder=None) -> Prediction:
     """Run AR1 on one observation; see AR1Model.predict for the arguments."""
     if num_samples < 1:
         raise ValueError(f'num_samples must be >= 1, got {num_samples}')
@@ -98,7 +99,7 @@ def run_predict(net: AR1Network, pre: Preprocessor, images, ego_xyz, ego_rot, *,
     stops = StopTokens(pre.ids.traj_token_start, int(pre.config.traj_vocab_size),
                        pre.ids.traj_future_start, pre.ids.eos, pre.ids.pad)
     inputs = (net.vlm, input_ids.to(device), pixels, grid.to(device), num_samples)
-    roll = (rollout(*inputs, stops, sampling, generator) if reasoning
+    roll = (rollout(*inputs, stops, sampling, generator, decoder=decoder) if reasoning
             else prefill_rollout(*inputs))
     clock.lap('reasoning')
     actions = flow_actions(net, roll, pre.ids.traj_future_start, noise, num_flow_steps,

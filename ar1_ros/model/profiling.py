@@ -24,7 +24,7 @@ import torch
 from transformers import DynamicCache
 
 from ar1_ros.model.conditioning import expert_conditioning
-from ar1_ros.model.generation import Sampling, StopTokens, decode_loop
+from ar1_ros.model.generation import Sampling, StopTokens, decode_loop, decode_step
 from ar1_ros.model.inference import Preprocessor, finish_prediction
 from ar1_ros.model.network import AR1Network
 from ar1_ros.model.prediction import check_history, check_images, check_noise
@@ -186,8 +186,8 @@ def _timed_decode(vlm, logits: torch.Tensor, cache: DynamicCache, delta: int,
 
     adjust = None if forced is None else (lambda scores, step: _force(scores, step, forced,
                                                                       stops))
-    generated = decode_loop(vlm, logits, cache, delta, stops, sampling, generator, adjust,
-                            on_forward)
+    generated = decode_loop(lambda token: decode_step(vlm, token, cache, delta), logits, stops,
+                            sampling, generator, adjust, on_forward)
     return generated, times
 
 

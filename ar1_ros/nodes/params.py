@@ -54,6 +54,8 @@ NODE_PARAMETERS: Tuple[Tuple[str, Any, str], ...] = (
      "Expert flow steps: 'torch', 'compiled' (torch.compile), 'onnx' or 'tensorrt'."),
     ('backend.expert_file', '',
      'Exported expert (expert.onnx / expert.engine); empty = <checkpoint>/onnx/.'),
+    ('backend.compile_decode', False,
+     'Decode the reasoning on a static KV cache under torch.compile (CUDA graphs on GPUs).'),
     ('backend.reasoning', True,
      'Write the Chain-of-Causation; false = trajectory only (trajectory-only prompt, no decode).'),
     ('backend.greedy', False, 'Greedy decoding of the reasoning instead of nucleus sampling.'),

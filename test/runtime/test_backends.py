@@ -28,7 +28,8 @@ def _images(observation):
 @pytest.mark.parametrize(('field', 'value'), [
     ('kind', 'onnx'), ('device', 'gpu'), ('device', 'cuda:x'), ('dtype', 'float64'),
     ('num_samples', 0), ('num_samples', 1.5), ('num_flow_steps', -1),
-    ('max_reasoning_tokens', 0), ('greedy', 'yes'), ('reasoning', 1), ('temperature', 0.0),
+    ('max_reasoning_tokens', 0), ('greedy', 'yes'), ('reasoning', 1), ('compile_decode', 'no'),
+    ('temperature', 0.0),
     ('temperature', float('nan')), ('top_p', 0.0), ('top_p', 1.5), ('seed', 0.5),
     ('fake_mode', 'explode'), ('fake_delay_s', -1.0), ('checkpoint', None),
 ])

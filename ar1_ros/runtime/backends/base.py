@@ -63,7 +63,8 @@ class BackendSettings:
     num_flow_steps: Euler steps (0 = checkpoint default); max_reasoning_tokens >= 1; reasoning
     False plans without a CoC (trajectory-only prompt, no decoding); expert_engine 'torch',
     'compiled', 'onnx' or 'tensorrt' runs the expert's flow steps (expert_file: the exported
-    file, '' = <checkpoint>/onnx/); greedy,
+    file, '' = <checkpoint>/onnx/); compile_decode: reasoning decoded on a static cache under
+    torch.compile; greedy,
     temperature > 0 and 0 < top_p <= 1 drive the reasoning sampler; seed: with t0 it fixes every
     random draw of a cycle. fake_mode ('nominal', 'raise', 'nan', 'swerve') and fake_delay_s
     (>= 0, seconds slept per cycle) only affect the fake backend.
@@ -80,6 +81,7 @@ class BackendSettings:
     reasoning: bool = True
     expert_engine: str = 'torch'
     expert_file: str = ''
+    compile_decode: bool = False
     greedy: bool = False
     temperature: float = 0.6
     top_p: float = 0.98
@@ -100,7 +102,7 @@ class BackendSettings:
             value = getattr(self, name)
             _require(_is_int(value) and value >= low, name,
                      f'must be an integer >= {low}, got {value!r}')
-        for name in ('greedy', 'reasoning'):
+        for name in ('greedy', 'reasoning', 'compile_decode'):
             _require(isinstance(getattr(self, name), bool), name, 'must be a bool')
         _require(_is_real(self.temperature) and self.temperature > 0, 'temperature',
                  f'must be > 0, got {self.temperature!r}')

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from ar1_ros.model import AR1Model, Prediction
+from ar1_ros.model.static_decode import StaticDecoder
 from ar1_ros.runtime.backends.base import BackendSettings, check_images
 from ar1_ros.runtime.backends.expert_engines import make_expert_step
 from ar1_ros.runtime.types import BackendOutput, Observation
@@ -61,6 +62,8 @@ class TorchBackend:
         self.dt = float(self.model.network.action_space.dt)
         self.expert_step = make_expert_step(settings.expert_engine, settings.expert_file, folder,
                                             self.model.network)
+        self.decoder = (StaticDecoder(self.model.network.vlm) if settings.compile_decode
+                        else None)
 
     def infer(self, images: np.ndarray, observation: Observation) -> BackendOutput:
         """Predict settings.num_samples plans for images uint8 (C, F, H, W, 3).
@@ -79,7 +82,7 @@ class TorchBackend:
             num_samples=s.num_samples, num_flow_steps=s.num_flow_steps or None,
             greedy=s.greedy, temperature=s.temperature, top_p=s.top_p,
             max_reasoning_tokens=s.max_reasoning_tokens, generator=generator,
-            reasoning=s.reasoning, expert_step=self.expert_step)
+            reasoning=s.reasoning, expert_step=self.expert_step, decoder=self.decoder)
         return to_backend_output(prediction, self.dt)
 
     def close(self) -> None:
