@@ -105,3 +105,22 @@ def test_reasoning_off_is_timed_without_decoding(tmp_path, capsys):
     assert report['settings']['reasoning'] is False
     assert report['settings']['reasoning_tokens'] == 0
     assert report['stages_s']['decode_per_token']['count'] == 0
+
+
+def test_compiled_engines_are_timed(tmp_path, capsys):
+    out = tmp_path / 'bench.json'
+    code = main(['bench', *TINY, '--runs', '1', '--warmup', '1', '--compile-decode',
+                 '--expert-engine', 'compiled', '--height', '64', '--width', '128',
+                 '--json', str(out)])
+    assert code == 0, capsys.readouterr().out
+    settings = json.loads(out.read_text())['settings']
+    assert settings['compile_decode'] is True
+    assert settings['expert_engine'] == 'compiled'
+    assert settings['reasoning_tokens'] > 0
+
+
+def test_missing_exported_expert_is_refused(tmp_path, capsys):
+    code = main(['bench', *TINY, '--runs', '1', '--expert-engine', 'onnx', '--expert-file',
+                 str(tmp_path / 'missing.onnx')])
+    assert code == 1
+    assert 'ar1 export-onnx' in capsys.readouterr().out

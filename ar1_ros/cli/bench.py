@@ -60,6 +60,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help='CoC token limit T (--released: exactly T, stop token forced)')
     parser.add_argument('--no-reasoning', action='store_true',
                         help='time the trajectory-only mode (backend.reasoning false)')
+    parser.add_argument('--compile-decode', action='store_true',
+                        help='decode on a static KV cache under torch.compile '
+                             '(backend.compile_decode)')
+    parser.add_argument('--expert-engine', choices=('torch', 'compiled', 'onnx', 'tensorrt'),
+                        default='torch', help="the expert's flow steps (backend.expert_engine)")
+    parser.add_argument('--expert-file', default='',
+                        help='exported expert for onnx/tensorrt (default <checkpoint>/onnx/)')
     parser.add_argument('--runs', type=_positive, default=5, help='timed runs')
     parser.add_argument('--warmup', type=_non_negative, default=2, help='untimed runs first')
     parser.add_argument('--height', type=_positive, default=320, help='camera image height')
@@ -79,9 +86,10 @@ def run(args: argparse.Namespace) -> int:
         print(f'ar1 bench: --device {args.device}: CUDA is not available here')
         return 1
     model = _load(args, device)
-    if model is None:
+    engines = None if model is None else _engines(model, args)
+    if engines is None:
         return 1
-    report = _measure(model, args, device)
+    report = _measure(model, args, device, engines)
     _print(report)
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2) + '\n')
@@ -111,6 +119,19 @@ def _load(args: argparse.Namespace, device):
     return model
 
 
+def _engines(model, args: argparse.Namespace):
+    """Return (decoder, expert_step) as the node would build them, or None after saying why."""
+    from ar1_ros.model.static_decode import StaticDecoder
+    from ar1_ros.runtime.backends.expert_engines import make_expert_step
+    try:
+        step = make_expert_step(args.expert_engine, args.expert_file,
+                                args.checkpoint or Path('.'), model.network)
+    except (OSError, RuntimeError) as err:  # a missing file; TensorRT not available
+        print(f'ar1 bench: REFUSED: {err}')
+        return None
+    return (StaticDecoder(model.network.vlm) if args.compile_decode else None), step
+
+
 def _inputs(args: argparse.Namespace, action_dims: tuple) -> tuple:
     """Random cameras (4, 4, H, W, 3) uint8, a straight 8 m/s history, fixed noise (S, 64, 2)."""
     import torch
@@ -123,7 +144,7 @@ def _inputs(args: argparse.Namespace, action_dims: tuple) -> tuple:
     return (images, xyz, rot), torch.randn(args.samples, *action_dims, generator=gen)
 
 
-def _measure(model, args: argparse.Namespace, device) -> dict:
+def _measure(model, args: argparse.Namespace, device, engines: tuple) -> dict:
     """Run warm-up then timed runs; return the report (settings, machine, stages, memory)."""
     import torch
 
@@ -139,14 +160,16 @@ def _measure(model, args: argparse.Namespace, device) -> dict:
         _, breakdown = profile_predict(model.network, model.preprocessor, *inputs,
                                        num_samples=args.samples, num_flow_steps=args.flow_steps,
                                        noise=noise, sampling=sampling, forced_tokens=forced,
-                                       reasoning=not args.no_reasoning)
+                                       reasoning=not args.no_reasoning,
+                                       decoder=engines[0], expert_step=engines[1])
         if index >= args.warmup:
             runs.append(breakdown)
     dtype = str(next(model.network.parameters()).dtype).removeprefix('torch.')
     settings = {'model': 'released (random weights)' if args.released else str(args.checkpoint),
                 'device': str(device), 'dtype': dtype, 'samples': args.samples,
                 'flow_steps': len(runs[-1].flow_steps),
-                'reasoning': not args.no_reasoning,
+                'reasoning': not args.no_reasoning, 'compile_decode': args.compile_decode,
+                'expert_engine': args.expert_engine,
                 'reasoning_tokens': runs[-1].reasoning_tokens,
                 'images': f'16 x {args.height}x{args.width}', 'warmup': args.warmup,
                 'runs': args.runs}

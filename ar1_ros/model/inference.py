@@ -14,6 +14,7 @@ from ar1_ros.model.config import AR1Config
 from ar1_ros.model.generation import Sampling, StopTokens, prefill_rollout, rollout
 from ar1_ros.model.image_processing import ImageProcessor
 from ar1_ros.model.network import AR1Network
+from ar1_ros.model.onnx_expert import stack_cache
 from ar1_ros.model.prediction import Prediction, check_history, check_images, check_noise
 from ar1_ros.model.prompt import (
     SPECIAL_TOKENS,
@@ -136,9 +137,7 @@ def flow_actions(net: AR1Network, roll, stop_id: int, noise: Optional[torch.Tens
         return net.expert_velocity(x, t, roll.cache, cond.position_ids, cond.mask)
 
     if expert_step is not None:
-        keys = torch.stack([layer.keys for layer in roll.cache.layers])
-        values = torch.stack([layer.values for layer in roll.cache.layers])
-        velocity = expert_step(keys, values, cond.position_ids, cond.mask)
+        velocity = expert_step(*stack_cache(roll.cache), cond.position_ids, cond.mask)
     actions = net.diffusion.sample(velocity, noise, num_steps=num_steps)
     return actions, cond.found
 

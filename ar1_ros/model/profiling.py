@@ -27,6 +27,7 @@ from ar1_ros.model.conditioning import expert_conditioning
 from ar1_ros.model.generation import Sampling, StopTokens, decode_loop, decode_step
 from ar1_ros.model.inference import Preprocessor, finish_prediction
 from ar1_ros.model.network import AR1Network
+from ar1_ros.model.onnx_expert import stack_cache
 from ar1_ros.model.prediction import check_history, check_images, check_noise
 from ar1_ros.model.rope import mrope_positions
 
@@ -79,7 +80,8 @@ def profile_predict(net: AR1Network, pre: Preprocessor, images, ego_xyz, ego_rot
                     num_samples: int = 1, num_flow_steps: Optional[int] = None, noise=None,
                     sampling: Optional[Sampling] = None,
                     generator: Optional[torch.Generator] = None,
-                    forced_tokens: Optional[int] = None, reasoning: bool = True) -> tuple:
+                    forced_tokens: Optional[int] = None, reasoning: bool = True,
+                    decoder=None, expert_step=None) -> tuple:
     """Run predict on one observation and time its stages.
 
     Args:
@@ -94,6 +96,8 @@ def profile_predict(net: AR1Network, pre: Preprocessor, images, ego_xyz, ego_rot
             masked until step T, then the stop token is forced, so exactly T ids are generated
             (sampling.max_new_tokens is ignored). None: decode as predict does.
         reasoning: False times predict(reasoning=False): trajectory-only prompt, no decode.
+        decoder, expert_step: the engines predict() takes (static_decode.StaticDecoder; an
+            exported or compiled expert, see inference.flow_actions).
 
     Returns:
         tuple: (Prediction equal to AR1Model.predict's, Breakdown).
@@ -105,7 +109,8 @@ def profile_predict(net: AR1Network, pre: Preprocessor, images, ego_xyz, ego_rot
         sampling = dataclasses.replace(sampling, max_new_tokens=forced_tokens + 1)
     with torch.inference_mode():
         return _profile(net, pre, (images, ego_xyz, ego_rot), num_samples, num_flow_steps,
-                        noise, sampling, generator, (forced_tokens, reasoning))
+                        noise, sampling, generator,
+                        (forced_tokens, reasoning, decoder, expert_step))
 
 
 def _profile(net: AR1Network, pre: Preprocessor, inputs: tuple, num_samples: int,
@@ -118,7 +123,7 @@ def _profile(net: AR1Network, pre: Preprocessor, inputs: tuple, num_samples: int
     images, (xyz, rot) = check_images(inputs[0]), check_history(inputs[1], inputs[2])
     noise = check_noise(noise, num_samples, net.action_dims)
     timer = _Timer(device)
-    forced, reasoning = mode
+    forced, reasoning, decoder, expert_step = mode
     input_ids, pixels, grid = pre.prompt(images, pre.history_token_ids(xyz, net.hist_tokenizer),
                                          reasoning)
     prompt = (input_ids.to(device), pixels.to(device, net.vlm.dtype), grid.to(device))
@@ -126,9 +131,9 @@ def _profile(net: AR1Network, pre: Preprocessor, inputs: tuple, num_samples: int
     stops = StopTokens(pre.ids.traj_token_start, int(pre.config.traj_vocab_size),
                        pre.ids.traj_future_start, pre.ids.eos, pre.ids.pad)
     roll, decode_times = _timed_rollout(net.vlm, prompt, num_samples, stops,
-                                        (sampling, generator, forced, reasoning), timer)
+                                        (sampling, generator, forced, reasoning, decoder), timer)
     actions, found, flow_times = _timed_flow(net, roll, pre.ids.traj_future_start, noise,
-                                             num_flow_steps, generator, timer)
+                                             num_flow_steps, generator, timer, expert_step)
     # Built by predict's own code, so both return the very same Prediction.
     result = finish_prediction(net, pre, roll, (actions, found), xyz.to(device), rot.to(device))
     timer.lap('postprocess')
@@ -165,18 +170,29 @@ def _timed_rollout(vlm, prompt: tuple, num_samples: int, stops: StopTokens, deco
         cache.batch_repeat_interleave(num_samples)
         logits = logits.repeat(num_samples, 1)
     timer.lap('prefill')
-    generated, times = ([], []) if not decoding[-1] else _timed_decode(
-        vlm, logits, cache, delta, stops, decoding[:-1], timer)
+    sampling, generator, forced, reasoning, decoder = decoding
+    generated, times = [], []
+    if reasoning:
+        generated, times = _timed_decode(vlm, logits, (cache, delta), stops,
+                                         (sampling, generator, forced, decoder), timer)
+        if decoder is not None:
+            cache = decoder.dynamic_cache()
     sequences = torch.cat([input_ids.expand(num_samples, -1), *(
         [torch.stack(generated, 1)] if generated else [])], 1)
     timer.lap('decode')
     return _Rollout(sequences, input_ids.shape[1], cache, delta), times
 
 
-def _timed_decode(vlm, logits: torch.Tensor, cache: DynamicCache, delta: int,
-                  stops: StopTokens, decoding: tuple, timer: _Timer) -> tuple:
-    """Run generation's decode loop, timed per forward; return (ids list of (S,), times)."""
-    sampling, generator, forced = decoding
+def _timed_decode(vlm, logits: torch.Tensor, prefix: tuple, stops: StopTokens,
+                  decoding: tuple, timer: _Timer) -> tuple:
+    """Run generation's decode loop, timed per forward; return (ids list of (S,), times).
+
+    prefix: (DynamicCache, rope delta); decoding: (sampling, generator, forced length,
+    StaticDecoder or None).
+    """
+    (cache, delta), (sampling, generator, forced, decoder) = prefix, decoding
+    if decoder is not None:
+        decoder.begin(cache, sampling.max_new_tokens)
     times: List[float] = []
     marks = [timer.now()]
 
@@ -186,8 +202,9 @@ def _timed_decode(vlm, logits: torch.Tensor, cache: DynamicCache, delta: int,
 
     adjust = None if forced is None else (lambda scores, step: _force(scores, step, forced,
                                                                       stops))
-    generated = decode_loop(lambda token: decode_step(vlm, token, cache, delta), logits, stops,
-                            sampling, generator, adjust, on_forward)
+    step = ((lambda token: decoder.step(token, delta)) if decoder is not None
+            else (lambda token: decode_step(vlm, token, cache, delta)))
+    generated = decode_loop(step, logits, stops, sampling, generator, adjust, on_forward)
     return generated, times
 
 
@@ -202,7 +219,7 @@ def _force(logits: torch.Tensor, step: int, count: int, stops: StopTokens) -> No
 
 def _timed_flow(net: AR1Network, roll: _Rollout, stop_id: int, noise: Optional[torch.Tensor],
                 num_steps: Optional[int], generator: Optional[torch.Generator],
-                timer: _Timer) -> tuple:
+                timer: _Timer, expert_step=None) -> tuple:
     """inference.flow_actions, timed per Euler step; returns (actions, found, step times)."""
     samples = roll.sequences.shape[0]
     cond = expert_conditioning(roll.sequences, roll.cache.get_seq_length(), stop_id,
@@ -213,11 +230,16 @@ def _timed_flow(net: AR1Network, roll: _Rollout, stop_id: int, noise: Optional[t
                             device=generator.device if generator is not None else 'cpu')
     noise = noise.to(roll.sequences.device, torch.float32)
     marks: List[float] = []
+    if expert_step is None:
+        def inner(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return net.expert_velocity(x, t, roll.cache, cond.position_ids, cond.mask)
+    else:
+        inner = expert_step(*stack_cache(roll.cache), cond.position_ids, cond.mask)
 
     def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         # Step i runs from this call to the next, so its Euler update is charged to it.
         marks.append(timer.now())
-        return net.expert_velocity(x, t, roll.cache, cond.position_ids, cond.mask)
+        return inner(x, t)
 
     actions = net.diffusion.sample(velocity, noise, num_steps=num_steps)
     marks.append(timer.lap('flow'))
