@@ -72,9 +72,15 @@ def read_shapes(folder: Path) -> Dict[str, Tuple[Tuple[int, ...], str]]:
     return found
 
 
-def check_shapes(model: torch.nn.Module, shapes: Dict[str, Tuple[int, ...]]) -> None:
-    """Raise CheckpointError if names or shapes differ from `model` (optional buffers aside)."""
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+def check_shapes(model: torch.nn.Module, shapes: Dict[str, Tuple[int, ...]],
+                 expected: Optional[Dict[str, Tuple[int, ...]]] = None) -> None:
+    """Raise CheckpointError if names or shapes differ from `model` (optional buffers aside).
+
+    expected: the names and shapes to check against instead of model.state_dict()'s (a model
+    whose modules carry LoRA adapters still saves under the official layout).
+    """
+    if expected is None:
+        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     missing = sorted(set(expected) - set(shapes) - OPTIONAL_BUFFERS)
     extra = sorted(set(shapes) - set(expected))
     problems = []

@@ -114,13 +114,15 @@ def run_predict(net: AR1Network, pre: Preprocessor, images, ego_xyz, ego_rot, *,
 
 def flow_actions(net: AR1Network, roll, stop_id: int, noise: Optional[torch.Tensor],
                  num_steps: Optional[int], generator: Optional[torch.Generator],
-                 expert_step: Optional[ExpertStepFactory] = None) -> tuple:
+                 expert_step: Optional[ExpertStepFactory] = None,
+                 on_step: Optional[Callable[[], None]] = None) -> tuple:
     """Euler-integrate the expert's velocity from noise; return (actions (S,64,2), found).
 
     expert_step: an exported engine for the expert (ONNX, TensorRT): called once per cycle
     with the prefix cache stacked over layers, keys and values (L, S, KVH, P, D), positions
     (3, S, 64) and mask (S, 1, 64, P + 64), it returns the velocity function the Euler steps
-    call. None runs the torch expert.
+    call. None runs the torch expert. on_step() is called before each velocity evaluation
+    (the profiler's per-step clock).
     """
     samples = roll.sequences.shape[0]
     cache_len = roll.cache.get_seq_length()
@@ -133,17 +135,23 @@ def flow_actions(net: AR1Network, roll, stop_id: int, noise: Optional[torch.Tens
                             device=generator.device if generator is not None else 'cpu')
     noise = noise.to(device, torch.float32)
 
-    def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def expert(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return net.expert_velocity(x, t, roll.cache, cond.position_ids, cond.mask)
 
     if expert_step is not None:
-        velocity = expert_step(*stack_cache(roll.cache), cond.position_ids, cond.mask)
+        expert = expert_step(*stack_cache(roll.cache), cond.position_ids, cond.mask)
+
+    def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if on_step is not None:
+            on_step()
+        return expert(x, t)
+
     actions = net.diffusion.sample(velocity, noise, num_steps=num_steps)
     return actions, cond.found
 
 
-def finish_prediction(net: AR1Network, pre: Preprocessor, roll, flow: tuple, xyz: torch.Tensor,
-            rot: torch.Tensor) -> Prediction:
+def finish_prediction(net: AR1Network, pre: Preprocessor, roll, flow: tuple,
+                      xyz: torch.Tensor, rot: torch.Tensor) -> Prediction:
     """Turn normalised actions into trajectories and decode each sample's reasoning."""
     actions, found = flow
     samples = actions.shape[0]

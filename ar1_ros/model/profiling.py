@@ -23,11 +23,9 @@ import numpy as np
 import torch
 from transformers import DynamicCache
 
-from ar1_ros.model.conditioning import expert_conditioning
 from ar1_ros.model.generation import Sampling, StopTokens, decode_loop, decode_step
-from ar1_ros.model.inference import Preprocessor, finish_prediction
+from ar1_ros.model.inference import Preprocessor, finish_prediction, flow_actions
 from ar1_ros.model.network import AR1Network
-from ar1_ros.model.onnx_expert import stack_cache
 from ar1_ros.model.prediction import check_history, check_images, check_noise
 from ar1_ros.model.rope import mrope_positions
 
@@ -221,29 +219,12 @@ def _timed_flow(net: AR1Network, roll: _Rollout, stop_id: int, noise: Optional[t
                 num_steps: Optional[int], generator: Optional[torch.Generator],
                 timer: _Timer, expert_step=None) -> tuple:
     """inference.flow_actions, timed per Euler step; returns (actions, found, step times)."""
-    samples = roll.sequences.shape[0]
-    cond = expert_conditioning(roll.sequences, roll.cache.get_seq_length(), stop_id,
-                               roll.rope_delta, net.action_dims[0],
-                               dtype=net.expert.norm.weight.dtype)
-    if noise is None:
-        noise = torch.randn((samples, *net.action_dims), generator=generator,
-                            device=generator.device if generator is not None else 'cpu')
-    noise = noise.to(roll.sequences.device, torch.float32)
+    # Step i runs from its velocity call to the next, so its Euler update is charged to it.
     marks: List[float] = []
-    if expert_step is None:
-        def inner(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return net.expert_velocity(x, t, roll.cache, cond.position_ids, cond.mask)
-    else:
-        inner = expert_step(*stack_cache(roll.cache), cond.position_ids, cond.mask)
-
-    def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        # Step i runs from this call to the next, so its Euler update is charged to it.
-        marks.append(timer.now())
-        return inner(x, t)
-
-    actions = net.diffusion.sample(velocity, noise, num_steps=num_steps)
+    actions, found = flow_actions(net, roll, stop_id, noise, num_steps, generator,
+                                  expert_step, on_step=lambda: marks.append(timer.now()))
     marks.append(timer.lap('flow'))
-    return actions, cond.found, [b - a for a, b in zip(marks[:-1], marks[1:], strict=True)]
+    return actions, found, [b - a for a, b in zip(marks[:-1], marks[1:], strict=True)]
 
 
 def summarize(runs: Sequence[Breakdown]) -> Dict[str, Dict[str, float]]:

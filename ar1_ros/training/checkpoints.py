@@ -18,8 +18,7 @@ from safetensors.torch import load_file, save_file
 import torch
 
 from ar1_ros.model.api import AR1Model
-from ar1_ros.model.checkpoint import OPTIONAL_BUFFERS
-from ar1_ros.model.config import CheckpointError
+from ar1_ros.model.checkpoint import check_shapes
 from ar1_ros.training.lora import merged_state_dict
 
 LATEST = 'latest'
@@ -60,14 +59,9 @@ def check_official(net: torch.nn.Module, state: Dict[str, torch.Tensor]) -> None
     The official layout is net's own with any LoRA adapter removed and its base weight under
     the original name.
     """
-    shapes = {k.replace('.base_layer.', '.'): tuple(v.shape)
-              for k, v in net.state_dict().items() if '.lora_' not in k}
-    ours = {k: tuple(v.shape) for k, v in state.items()}
-    missing = sorted(set(shapes) - set(ours) - OPTIONAL_BUFFERS)
-    wrong = sorted(k for k in ours if shapes.get(k) != ours[k])
-    if missing or wrong:
-        raise CheckpointError(f'trained weights do not fit the official layout: missing '
-                              f'{missing[:3]}, unknown or misshapen {wrong[:3]}')
+    official = {k.replace('.base_layer.', '.'): tuple(v.shape)
+                for k, v in net.state_dict().items() if '.lora_' not in k}
+    check_shapes(net, {k: tuple(v.shape) for k, v in state.items()}, expected=official)
 
 
 def publish(out_dir: Path, step: int, keep_last: int) -> Path:
