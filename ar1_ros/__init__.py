@@ -8,6 +8,7 @@ its own. Layers and what they may import (enforced by test/test_layering.py):
     nodes     runtime, model, rclpy, message types - the only ROS layer
     data      model, runtime                       - bags and datasets to samples
     training  model, runtime, data                 - SFT, GRPO, distributed training
+    sim       model, runtime, data                 - the demo world: scenarios, renders, bags
     cli       everything, lazily                   - the `ar1` command
 """
 from pkgutil import extend_path

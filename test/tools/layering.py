@@ -34,7 +34,8 @@ class Rule:
     third_party: Optional[FrozenSet[str]] = None  # None: any non-ROS third-party module
 
 
-ALL_LAYERS = frozenset({'model', 'runtime', 'nodes', 'data', 'evaluation', 'training', 'cli'})
+ALL_LAYERS = frozenset({'model', 'runtime', 'nodes', 'data', 'evaluation', 'training', 'sim',
+                        'cli'})
 RULES = {
     '': Rule(frozenset(), third_party=frozenset()),  # ar1_ros/__init__.py: stdlib only
     'model': Rule(frozenset({'model'}), third_party=MODEL_THIRD_PARTY),
@@ -42,8 +43,11 @@ RULES = {
     # nodes may read bags through data (the player); data never imports nodes or ROS.
     'nodes': Rule(frozenset({'nodes', 'data', 'runtime', 'model', 'msg'}), ros=True),
     'data': Rule(frozenset({'data', 'runtime', 'model'})),
+    # The demo world: scenarios, renders, bags of them (through data); no ROS.
+    'sim': Rule(frozenset({'sim', 'data', 'runtime', 'model'})),
     # Offline evaluation: bags in, metrics and reports out, no ROS (message output is injected).
-    'evaluation': Rule(frozenset({'evaluation', 'data', 'runtime', 'model'})),
+    # The closed loop drives the demo world (sim).
+    'evaluation': Rule(frozenset({'evaluation', 'sim', 'data', 'runtime', 'model'})),
     'training': Rule(frozenset({'training', 'data', 'runtime', 'model'})),
     'cli': Rule(ALL_LAYERS),
 }
