@@ -18,7 +18,7 @@ from ar1_ros.runtime.cameras import CameraSpec
 from ar1_ros.runtime.rotations import rpy_to_matrix
 
 # Body-aligned axes -> optical axes (rows: x_O = -y_B, y_O = -z_B, z_O = x_B).
-_BODY_TO_OPTICAL = np.array([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]])
+BODY_TO_OPTICAL = np.array([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]])
 # Points closer than this in front of the camera are treated as behind it: they would project
 # to enormous pixel coordinates.
 NEAR_M = 0.1
@@ -37,7 +37,7 @@ def camera_from_ego(extrinsics: Sequence[float]) -> Tuple[np.ndarray, np.ndarray
     convention of the module docstring.
     """
     x, y, z, roll, pitch, yaw = (float(v) for v in extrinsics)
-    rotation = _BODY_TO_OPTICAL @ rpy_to_matrix(roll, pitch, yaw).T
+    rotation = BODY_TO_OPTICAL @ rpy_to_matrix(roll, pitch, yaw).T
     return rotation, -rotation @ np.array([x, y, z])
 
 
