@@ -23,6 +23,9 @@ SUBCOMMANDS = (
     'ar1_ros.cli.dataset',
     'ar1_ros.cli.train',
     'ar1_ros.cli.bench',
+    'ar1_ros.cli.sim',
+    'ar1_ros.cli.closed_loop',
+    'ar1_ros.cli.demo',
 )
 
 
