@@ -1,5 +1,5 @@
-# ar1_ros developer commands. A fresh machine needs `make test` (and `make demo` once the demo
-# issue lands); both run `make setup` first. Everything lives in .venv, nothing system-wide.
+# ar1_ros developer commands. On a fresh machine `make demo` (the main job) and `make test` each
+# run `make setup` first. Everything lives in .venv, nothing system-wide.
 
 PYTHON ?= python3.11
 VENV   ?= .venv
@@ -9,11 +9,14 @@ PIP    := $(VPY) -m pip
 # DDS on localhost, a random ROS_DOMAIN_ID and offline Hugging Face: test/conftest.py sets them
 # for every pytest run, however it is started.
 
-.PHONY: help setup venv deps msgs test lint lock clean
+.PHONY: help setup venv deps msgs test demo demo-checkpoint lint lock clean
 
 help:
 	@echo 'make setup   create $(VENV): pinned dependencies, editable ar1_ros, messages'
+	@echo 'make demo    replay a demo-world bag through the node with the demo checkpoint;'
+	@echo '             video, plots and metrics in build/demo (runs make setup first)'
 	@echo 'make test    run the whole test suite (runs make setup first)'
+	@echo 'make demo-checkpoint  retrain demo/checkpoint from scratch (CPU, about an hour)'
 	@echo 'make lint    ruff over the repository'
 	@echo 'make msgs    (re)build the ar1_ros messages into $(VENV)'
 	@echo 'make lock    regenerate requirements/constraints.txt from requirements.in'
@@ -44,6 +47,12 @@ test: setup
 	@start=$$(date +%s); \
 	$(VPY) -m pytest; rc=$$?; \
 	echo "make test: pytest exited $$rc in $$(( $$(date +%s) - start )) s"; exit $$rc
+
+demo: setup
+	$(VPY) -m ar1_ros.cli.main demo --out build/demo
+
+demo-checkpoint: setup
+	scripts/build_demo_checkpoint.sh
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -89,3 +89,22 @@ def read_values(path, overrides: Optional[Mapping[str, Any]] = None,
 def load_config(path, overrides: Optional[Mapping[str, Any]] = None) -> NodeConfig:
     """Return the validated NodeConfig of a parameter file (ConfigError naming any fault)."""
     return build_config(read_values(path, overrides))
+
+
+def write_with_overrides(source, target, overrides: Mapping[str, Any]) -> Path:
+    """Write `source` (a parameter file with a '/**' section) to `target` with dotted overrides.
+
+    overrides: {'backend.device': 'cpu', 'camera.front_wide.intrinsics': [...], ...}; nested
+    keys are created as needed. Returns the target path.
+    """
+    document = yaml.safe_load(Path(source).read_text())
+    params = document['/**']['ros__parameters']
+    for dotted, value in overrides.items():
+        node = params
+        *parents, leaf = dotted.split('.')
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    target = Path(target)
+    target.write_text(yaml.safe_dump(document, sort_keys=False))
+    return target

@@ -5,7 +5,8 @@ import subprocess
 import sys
 
 from ros.harness import CONFIG, REPO
-import yaml
+
+from ar1_ros.nodes.params_file import write_with_overrides
 
 TINY = os.path.join(REPO, 'test', 'fixtures', 'ar1_tiny')
 # The tiny random checkpoint plans nonsense: a safety gate that lets every finite plan through,
@@ -19,17 +20,7 @@ TINY_BACKEND = {'backend.kind': 'torch', 'backend.checkpoint': os.path.join(TINY
 
 
 def write_params(path, overrides):
-    with open(CONFIG) as f:
-        data = yaml.safe_load(f)
-    params = data['/**']['ros__parameters']
-    for dotted, value in overrides.items():
-        node = params
-        *parents, leaf = dotted.split('.')
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return write_with_overrides(CONFIG, path, overrides)
 
 
 class NodeProcess:
