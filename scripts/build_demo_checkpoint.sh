@@ -11,9 +11,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-AR1="$PY -m ar1_ros.cli.main"
-DATA=${DEMO_DATA:-build/demo_data}
-SEEDS=${DEMO_SEEDS:-0-39}
+AR1="$(dirname "$PY")/ar1"
+# Absolute: `ar1 train` resolves relative paths of its YAML against the YAML's folder.
+DATA=$(realpath -m "${DEMO_DATA:-build/demo_data}")
+SEEDS=${DEMO_SEEDS:-0-23}
 HELDOUT=${DEMO_HELDOUT_SEEDS:-1000-1003}
 WORKERS=${DEMO_WORKERS:-2}
 start=$(date +%s)
@@ -27,8 +28,9 @@ $PY -m ar1_ros.training.tiny_vlm --out "$DATA/base_vlm" --labels "$DATA/bags/lab
 
 step "3/5 dataset"
 mapfile -t BAGS < <(find "$DATA/bags" -mindepth 1 -maxdepth 1 -type d | sort)
+# Resumable: bags already in the dataset (same settings) are kept.
 $AR1 dataset build "${BAGS[@]}" --labels "$DATA/bags/labels.jsonl" --out "$DATA/dataset" \
-  --overwrite --no-progress
+  --no-progress
 
 step "4/5 training: stage 1 (vlm), then stage 2 (expert)"
 rm -rf "$DATA/stage1" "$DATA/stage2"

@@ -24,7 +24,13 @@ from ar1_ros.runtime.rotations import rot_z, yaw_of
 from ar1_ros.runtime.types import NS_PER_S, CycleResult, EgoState, Skip
 from ar1_ros.runtime.worker import InferenceWorker
 from ar1_ros.sim.controller import Plan
-from ar1_ros.sim.record import RecordSettings, encode_frames, renderers_for, stamp_ns
+from ar1_ros.sim.record import (
+    RecordSettings,
+    encode_frames,
+    renderers_for,
+    stamp_ns,
+    steps_per,
+)
 from ar1_ros.sim.rig import RigCamera
 from ar1_ros.sim.scene import Box, Scene, World
 
@@ -49,15 +55,6 @@ class PlanOutcome:
 def ego_state(stamp: int, x: float, y: float, yaw: float, speed: float) -> EgoState:
     """Return the odometry sample of a planar pose [m, rad] moving forward at speed [m/s]."""
     return EgoState(stamp, np.array([x, y, 0.0]), rot_z(yaw), np.array([speed, 0.0, 0.0]))
-
-
-def camera_every(camera_hz: float, dt_s: float) -> int:
-    """Return the world steps between camera frames; ValueError unless it is whole."""
-    steps = 1.0 / (camera_hz * dt_s)
-    if steps < 1 or abs(steps - round(steps)) > 1e-6:
-        raise ValueError(f'camera period {1 / camera_hz} s must be a multiple of the world '
-                         f'step {dt_s} s')
-    return int(round(steps))
 
 
 class RuntimeFeeder:
@@ -85,7 +82,7 @@ class RuntimeFeeder:
     def attach(self, world: World) -> None:
         """Prepare rendering for `world` (its road and the rig's cameras)."""
         self._renderers = renderers_for(world, self._rig)
-        self._camera_every = camera_every(self.settings.camera_hz, world.dt_s)
+        self._camera_every = steps_per(1.0 / self.settings.camera_hz, world.dt_s, 'camera')
 
     def stamp(self, t_s: float) -> int:
         """Return the ROS stamp [ns] of episode time t_s."""

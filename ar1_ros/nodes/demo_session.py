@@ -44,8 +44,16 @@ class SessionSettings:
 
 
 def ar1_command(*args: str) -> List[str]:
-    """Return the command line of `ar1 ARGS` with this interpreter (no PATH lookup)."""
-    return [sys.executable, '-m', 'ar1_ros.cli.main', *args]
+    """Return the command line of `ar1 ARGS` (no PATH lookup).
+
+    The `ar1` script of this interpreter's environment, else this interpreter running the
+    package's entry point.
+    """
+    script = Path(sys.executable).parent / 'ar1'
+    if script.is_file():
+        return [str(script), *args]
+    return [sys.executable, '-c', 'import sys; from ar1_ros.cli import main; sys.exit(main())',
+            *args]
 
 
 def _tail(path: Path, chars: int = 3000) -> str:

@@ -83,7 +83,8 @@ def renderers_for(world: World, rig: Sequence[RigCamera]) -> Dict[str, Renderer]
     return {camera.camera_id: Renderer(world.geometry, camera) for camera in rig}
 
 
-def _every(period_s: float, dt_s: float, name: str) -> int:
+def steps_per(period_s: float, dt_s: float, name: str) -> int:
+    """Return the world steps in one `name` period; ValueError unless it is whole."""
     steps = period_s / dt_s
     if steps < 1 or abs(steps - round(steps)) > 1e-6:
         raise ValueError(f'{name} period {period_s} s must be a multiple of the world step '
@@ -93,8 +94,8 @@ def _every(period_s: float, dt_s: float, name: str) -> int:
 
 def drive_expert(world: World, rig: Sequence[RigCamera], settings: RecordSettings) -> Drive:
     """Run `world` to its end under the expert; render frames and take labels on their grids."""
-    camera_every = _every(1.0 / settings.camera_hz, world.dt_s, 'camera')
-    label_every = _every(settings.label_every_s, world.dt_s, 'label')
+    camera_every = steps_per(1.0 / settings.camera_hz, world.dt_s, 'camera')
+    label_every = steps_per(settings.label_every_s, world.dt_s, 'label')
     renderers = renderers_for(world, rig)
     poses, speeds, frames, labels = [], [], [], []
     collided = off_road = False
@@ -120,7 +121,7 @@ def future_in_ego_frame(poses: np.ndarray, step: int, dt_s: float) -> np.ndarray
 
     poses: (N, 4) t, x, y, yaw per world step; step: the t0 step. Needs 6.4 s after it.
     """
-    stride = _every(FUTURE_DT_S, dt_s, 'future')
+    stride = steps_per(FUTURE_DT_S, dt_s, 'future')
     idx = step + stride * np.arange(1, int(round(HORIZON_S / FUTURE_DT_S)) + 1)
     x0, y0, yaw0 = poses[step, 1:]
     c, s = np.cos(yaw0), np.sin(yaw0)
