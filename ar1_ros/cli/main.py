@@ -26,6 +26,7 @@ SUBCOMMANDS = (
     'ar1_ros.cli.sim',
     'ar1_ros.cli.closed_loop',
     'ar1_ros.cli.demo',
+    'ar1_ros.cli.label',
 )
 
 
