@@ -61,7 +61,9 @@ def overrides(args: argparse.Namespace) -> dict:
     """Return the backend parameters the command line sets."""
     values = {'backend.checkpoint': args.checkpoint and str(args.checkpoint),
               'backend.num_samples': args.samples, 'backend.device': args.device,
-              'backend.dtype': args.dtype, 'backend.seed': args.seed}
+              'backend.dtype': args.dtype, 'backend.seed': args.seed,
+              # Only `ar1 closed-loop` has --greedy; unset means the params file decides.
+              'backend.greedy': True if getattr(args, 'greedy', False) else None}
     return {k: v for k, v in values.items() if v is not None}
 
 
