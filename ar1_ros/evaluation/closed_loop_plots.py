@@ -3,13 +3,14 @@
 World frame as sim.scene defines it (x along the road, y to the left), drawn with x to the right
 and y up, equal aspect, cropped to where the cars drove.
 """
-from typing import Dict, Sequence
+from typing import Dict
 
 import numpy as np
 
 from ar1_ros.evaluation.closed_loop import EpisodeResult
 from ar1_ros.evaluation.closed_loop_suite import CaseResult
-from ar1_ros.evaluation.plots import _pyplot, png
+from ar1_ros.evaluation.plots import png, pyplot
+from ar1_ros.sim.scene import RoadGeometry
 
 COLOURS = {'expert': 'tab:green', 'cv': 'tab:orange', 'model': 'tab:blue'}
 # Drawn in this order, each thinner than the one before, so identical paths stay visible.
@@ -29,14 +30,14 @@ def _pose_at(result: EpisodeResult, t_s: float) -> np.ndarray:
     return result.poses[index, 1:3]
 
 
-def _road(ax, case: CaseResult) -> None:
-    geometry = case.geometry
+def draw_road(ax, geometry: RoadGeometry, route=None) -> None:
+    """Draw the road surfaces and markings (and the route, (N, 2), if given) from above."""
     for surface in geometry.surfaces:
         ax.fill(surface[:, 0], surface[:, 1], color='0.88', zorder=0)
     for marking in geometry.markings:
         ax.plot(marking.points[:, 0], marking.points[:, 1], color='0.6', lw=0.6,
                 ls='--' if marking.style == 'dashed' else '-', zorder=1)
-    route = np.asarray(case.route)
+    route = np.asarray(route if route is not None else [])
     if route.ndim == 2 and len(route) > 1:
         ax.plot(route[:, 0], route[:, 1], color='0.4', lw=0.8, ls=':', label='route', zorder=1)
 
@@ -60,36 +61,42 @@ def _drive(ax, result: EpisodeResult) -> None:
                 label='left the road', zorder=5)
 
 
-def _extent(episodes: Sequence[EpisodeResult]) -> np.ndarray:
-    """Return the (2, 2) low/high corners [m] of the area drawn.
+def extent(xy: np.ndarray) -> np.ndarray:
+    """Return the (2, 2) low/high corners [m] of the area to draw around points xy (N, 2).
 
-    The paths plus a margin, made at least MIN_ASPECT as tall as wide so that a long straight
+    The points plus a margin, made at least MIN_ASPECT as tall as wide so that a long straight
     road is not drawn as a hairline.
     """
-    xy = np.concatenate([e.poses[:, 1:3] for e in episodes if len(e.poses)])
     low, high = xy.min(axis=0) - _MARGIN_M, xy.max(axis=0) + _MARGIN_M
     grow = max(MIN_ASPECT * (high[0] - low[0]) - (high[1] - low[1]), 0.0) / 2
     return np.array([low - [0.0, grow], high + [0.0, grow]])
 
 
-def bev_png(case: CaseResult) -> bytes:
-    """Return one case from above: road, route, every policy's path, collisions, off-road."""
-    plt = _pyplot()
-    episodes = [case.episodes[p] for p in ('expert', 'cv', 'model') if p in case.episodes]
-    extent = _extent(episodes)
-    span = extent[1] - extent[0]
+def bev_axes(xy: np.ndarray, geometry: RoadGeometry, route=None):
+    """Return (fig, ax): a bird's-eye figure around points xy (N, 2) [m] with the road drawn."""
+    plt = pyplot()
+    box = extent(xy)
+    span = box[1] - box[0]
     width = 11.0
     fig, ax = plt.subplots(figsize=(width, float(np.clip(width * span[1] / span[0], 3.0, 9.0))))
-    _road(ax, case)
+    draw_road(ax, geometry, route)
+    ax.set_xlim(box[0, 0], box[1, 0])  # fixed limits: later plots do not rescale the view
+    ax.set_ylim(box[0, 1], box[1, 1])
+    ax.set_aspect('equal', adjustable='box')
+    ax.set_xlabel('x [m]')
+    ax.set_ylabel('y [m] (left)')
+    return fig, ax
+
+
+def bev_png(case: CaseResult) -> bytes:
+    """Return one case from above: road, route, every policy's path, collisions, off-road."""
+    episodes = [case.episodes[p] for p in ('expert', 'cv', 'model') if p in case.episodes]
+    fig, ax = bev_axes(np.concatenate([e.poses[:, 1:3] for e in episodes if len(e.poses)]),
+                       case.geometry, case.route)
     for result in episodes:
         _drive(ax, result)
     start = episodes[0].poses[0, 1:3]
     ax.plot([start[0]], [start[1]], marker='>', color='black', ms=8, ls='none', label='start')
-    ax.set_xlim(extent[0, 0], extent[1, 0])
-    ax.set_ylim(extent[0, 1], extent[1, 1])
-    ax.set_aspect('equal', adjustable='box')
-    ax.set_xlabel('x [m]')
-    ax.set_ylabel('y [m] (left)')
     ax.set_title(f'{case.scenario}, seed {case.seed}')
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))
@@ -103,7 +110,7 @@ def summary_png(aggregate: Dict[str, Dict]) -> bytes:
 
     A policy without a value for a metric (e.g. the expert's minADE) gets no bar.
     """
-    plt = _pyplot()
+    plt = pyplot()
     policies = list(aggregate)
     fig, axes = plt.subplots(1, len(BARS), figsize=(2.6 * len(BARS), 3.2))
     for ax, (key, title, unit) in zip(axes, BARS, strict=True):

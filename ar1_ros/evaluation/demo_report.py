@@ -21,8 +21,9 @@ import numpy as np
 from ar1_ros.data.bags import BagReader
 from ar1_ros.data.ego_track import EgoTrack
 from ar1_ros.data.labels import CocLabel, match
+from ar1_ros.evaluation.closed_loop_plots import bev_axes
 from ar1_ros.evaluation.metrics import horizon_steps, xy_errors
-from ar1_ros.evaluation.plots import _pyplot, png
+from ar1_ros.evaluation.plots import png
 from ar1_ros.runtime.messages import stamp_to_ns
 from ar1_ros.sim.scene import RoadGeometry
 
@@ -132,40 +133,25 @@ def summarize(rows: Sequence[dict]) -> Dict[str, Optional[float]]:
     return summary
 
 
-def _to_world(plan: np.ndarray, pose) -> np.ndarray:
-    """Ego-frame plan (64, 3) at t0 into odom coordinates with the t0 pose (p, R, v)."""
-    return plan @ pose[1].T + pose[0]
-
-
 def bev_png(geometry: RoadGeometry, track: EgoTrack, outputs: NodeOutputs,
             every_s: float = 1.0) -> bytes:
     """Return a PNG of the road from above, the driven path and the node's plans every_s."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(10, 6))
-    for surface in geometry.surfaces:
-        ax.fill(surface[:, 0], surface[:, 1], color='0.8', lw=0)
-    driven = [track.pose(t) for t in sorted(outputs.plans)]
-    driven = np.array([p[0] for p in driven if isinstance(p, tuple)])
-    if len(driven):
-        ax.plot(driven[:, 0], driven[:, 1], color='tab:green', lw=3, label='driven (expert)')
+    poses = [track.pose(t) for t in sorted(outputs.plans)]
+    driven = np.array([p[0][:2] for p in poses if isinstance(p, tuple)]).reshape(-1, 2)
+    if not len(driven):
+        raise ValueError('no node plan falls on the recorded drive: nothing to draw')
+    fig, ax = bev_axes(driven, geometry)
+    ax.plot(driven[:, 0], driven[:, 1], color='tab:green', lw=3, label='driven (expert)')
     last = None
     for t0, plan in sorted(outputs.plans.items()):
         pose = track.pose(t0)
         if not isinstance(pose, tuple) or (last is not None and t0 - last < every_s * 1e9):
             continue
-        world = _to_world(plan, pose)
+        world = plan @ pose[1].T + pose[0]  # ego frame at t0 -> odom
         ax.plot(world[:, 0], world[:, 1], color='tab:blue', lw=1.2, alpha=0.8,
                 label='node plan' if last is None else None)
         last = t0
-    if len(driven):
-        span = np.ptp(driven[:, :2], axis=0).max() / 2 + 40
-        centre = driven[:, :2].mean(axis=0)
-        ax.set_xlim(centre[0] - span, centre[0] + span)
-        ax.set_ylim(centre[1] - span / 2, centre[1] + span / 2)
-    ax.set_aspect('equal', adjustable='datalim')
-    ax.set_xlabel('x [m]')
-    ax.set_ylabel('y [m]')
-    ax.legend(loc='upper left')
+    ax.legend(loc='upper left', fontsize=8)
     return png(fig, dpi=90)
 
 

@@ -15,7 +15,8 @@ MAX_TIMELINES = 8
 _MARKS = {'rejected': ('x', 'tab:red'), 'failed': ('X', 'black'), 'skipped': ('|', 'tab:gray')}
 
 
-def _pyplot():
+def pyplot():
+    """Return matplotlib.pyplot on the Agg backend (imported on first use: it is slow)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -26,7 +27,7 @@ def png(fig, dpi: int = 80) -> bytes:
     """Return figure `fig` as PNG bytes and close it."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format='png', dpi=dpi, bbox_inches='tight')
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return buffer.getvalue()
 
 
@@ -73,7 +74,7 @@ def bev_png(record: KeyframeRecord) -> bytes:
     Ego frame at t0, equal aspect, x (forward) up and y (left) to the left; dots mark each
     whole second on the recorded future and on the plan.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(3.6, 4.6))
     if record.history_xyz is not None:
         _bev(ax, record.history_xyz, color='0.45', lw=2, label='history')
@@ -172,7 +173,7 @@ def summary_png(records: Sequence[KeyframeRecord]) -> bytes:
 
     At most MAX_TIMELINES bags get a timeline; a note names how many more there are.
     """
-    plt = _pyplot()
+    plt = pyplot()
     bags = _by_bag(records)
     shown = list(bags.items())[:MAX_TIMELINES]
     fig, axes = plt.subplots(1 + len(shown), 1, figsize=(10, 3.4 * (1 + len(shown))),
