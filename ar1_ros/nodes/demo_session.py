@@ -149,5 +149,6 @@ def isolated_environment() -> Optional[str]:
     Returns the ROS_DOMAIN_ID in use (children inherit the environment).
     """
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    os.environ.setdefault('ROS_DOMAIN_ID', str(100 + os.getpid() % 100))
+    # 1..100: inside the range every DDS vendor maps to valid ports (0 is everyone's default).
+    os.environ.setdefault('ROS_DOMAIN_ID', str(1 + os.getpid() % 100))
     return os.environ['ROS_DOMAIN_ID']
