@@ -8,7 +8,10 @@ meta-action (longitudinal, lateral)    decision
 =====================================  =============================================
 (stop, any)                            'stop' (the car ends standing: it outranks
                                        anything it does on the way)
-(any, lane_change_left / _right)       'lane_change_left' / 'lane_change_right'
+(any, lane_change_left / _right)       'lane_change_left' / 'lane_change_right', except
+                                       a bend's exit: the car already turns (history yaw
+                                       rate >= STEADY_YAW_RADPS) to the side of the 'lane
+                                       change' and changes speed: the speed rows decide
 (any, turn_left / turn_right)          'turn_left' / 'turn_right'
 (decelerate, keep_lane)                'decelerate'
 (accelerate, keep_lane)                'start' when the speed at t0 is below
@@ -102,17 +105,32 @@ def priors_from(history: EgoHistory, meta: MetaAction) -> Priors:
     return Priors(float(history.speed), past_speed, span_s, turned / span_s, meta)
 
 
-def rule_decision(meta: MetaAction, speed_mps: float) -> str:
-    """Return the decision of a meta-action and the speed at t0 [m/s] (module table)."""
+def rule_decision(meta: MetaAction, speed_mps: float, yaw_rate_radps: float = 0.0) -> str:
+    """Return the decision of a meta-action, the speed [m/s] and yaw rate [rad/s] at t0."""
     if meta.longitudinal == 'stop':
         return 'stop'
-    if meta.lateral != 'keep_lane':
+    # A bend's exit is named by its speed change; with none, the lateral row keeps the label
+    # consistent with the meta-action.
+    curve_exit = (meta.longitudinal != 'keep_speed'
+                  and _continues_curve(meta.lateral, yaw_rate_radps))
+    if meta.lateral != 'keep_lane' and not curve_exit:
         return meta.lateral
     if meta.longitudinal == 'decelerate':
         return 'decelerate'
     if meta.longitudinal == 'accelerate':
         return 'start' if speed_mps < START_SPEED_MPS else 'accelerate'
     return 'keep_lane'
+
+
+def _continues_curve(lateral: str, yaw_rate_radps: float) -> bool:
+    """Whether a 'lane change' is the car finishing the bend it is already driving.
+
+    The meta-action measures the sideways offset in the t0 frame, so the exit of a bend the
+    car is turning through at t0 ends offset to the inside with the heading straight again:
+    a lane change to the side it already turns to. A lane change starts from a steady heading.
+    """
+    side = {'lane_change_left': 1.0, 'lane_change_right': -1.0}.get(lateral, 0.0)
+    return side * yaw_rate_radps >= STEADY_YAW_RADPS
 
 
 def evidence(priors: Priors) -> str:
@@ -149,7 +167,7 @@ def components(priors: Priors) -> Tuple[str, ...]:
 
 def rule_draft(priors: Priors) -> Draft:
     """Return the rule draft of a keyframe: the module table's decision, worded."""
-    decision = rule_decision(priors.meta, priors.speed_mps)
+    decision = rule_decision(priors.meta, priors.speed_mps, priors.yaw_rate_radps)
     opening = OPENINGS[decision]
     if decision == 'stop' and priors.speed_mps < DEFAULT_RULES.stop_speed_mps:
         opening = 'Stay stopped'  # already standing: parse_decision reads 'stop' as well

@@ -66,6 +66,18 @@ def test_every_rule_draft_parses_back_and_is_consistent(lon, lat, speed):
     assert f'recorded meta-action (after t0): {lon}, {lat}' in draft.critical_components
 
 
+@pytest.mark.parametrize(('meta', 'yaw_rate', 'decision'), [
+    (('accelerate', 'lane_change_right'), -0.1, 'accelerate'),  # leaving a right bend
+    (('decelerate', 'lane_change_left'), 0.1, 'decelerate'),  # leaving a left bend
+    (('accelerate', 'lane_change_right'), 0.1, 'lane_change_right'),  # turning the other way
+    (('accelerate', 'lane_change_right'), -0.01, 'lane_change_right'),  # heading steady
+    (('keep_speed', 'lane_change_right'), -0.1, 'lane_change_right'),  # no speed row applies
+])
+def test_a_bend_exit_is_not_a_lane_change(meta, yaw_rate, decision):
+    assert rule_decision(MetaAction(*meta), 12.0, yaw_rate) == decision
+    assert compatible(decision, MetaAction(*meta)) is True
+
+
 @pytest.mark.parametrize(('meta', 'speed', 'decision'), [
     (('stop', 'turn_left'), 5.0, 'stop'),  # ending stopped outranks the lateral manoeuvre
     (('decelerate', 'lane_change_right'), 9.0, 'lane_change_right'),
