@@ -19,6 +19,8 @@ from pathlib import Path
 import sys
 import time
 
+from ar1_ros.cli.common import fail
+
 PROG = 'ar1 closed-loop'
 DEFAULT_OUT = 'ar1_closed_loop'
 BASELINES = ('expert', 'cv')
@@ -64,10 +66,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--no-progress', action='store_true', help='no per-episode lines')
     parser.set_defaults(func=run)
 
-
-def _fail(message: str) -> int:
-    print(f'{PROG}: {message}', file=sys.stderr)
-    return 2
 
 
 def parse_baselines(text: str):
@@ -117,12 +115,12 @@ def run(args: argparse.Namespace) -> int:
     """Run the suite; see the module docstring for exit codes."""
     problem, plan = _check_args(args)
     if problem:
-        return _fail(problem)
+        return fail(PROG, problem)
     from ar1_ros.cli.closed_loop_session import Session, SetupError
     try:
         session = Session(args, *plan)
     except SetupError as exc:
-        return _fail(str(exc))
+        return fail(PROG, str(exc))
     started, interrupted = time.monotonic(), False
     try:
         session.run_all(on_episode=None if args.no_progress else _print_episode)

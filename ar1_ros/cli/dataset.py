@@ -11,6 +11,8 @@ from typing import Dict, List, Optional
 
 import yaml
 
+from ar1_ros.cli.common import fail, print_usage
+
 PROG = 'ar1 dataset build'
 
 
@@ -43,17 +45,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        help='start over: remove the dataset in --out first')
     build.add_argument('--no-progress', action='store_true', help='no progress bars')
     build.set_defaults(func=run_build)
-    parser.set_defaults(func=lambda args: _usage(parser))
+    parser.set_defaults(func=lambda args: print_usage(parser))
 
 
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
-
-
-def _fail(message: str) -> int:
-    print(f'{PROG}: {message}', file=sys.stderr)
-    return 2
 
 
 def ros_overrides(ros_args: List[str]) -> Dict:
@@ -164,11 +158,11 @@ def run_build(args: argparse.Namespace) -> int:
     """Build every bag; exit 0, 1 when a bag failed, 2 on usage errors, 130 on Ctrl-C."""
     problem = _check_args(args)
     if problem:
-        return _fail(problem)
+        return fail(PROG, problem)
     try:
         builder = _builder(args)
     except ValueError as exc:
-        return _fail(str(exc))
+        return fail(PROG, str(exc))
     failed = []
     try:
         for bag in args.bags:

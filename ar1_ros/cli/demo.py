@@ -12,8 +12,9 @@ Exit codes: 0 done, 1 the session or a report step failed (message and log path 
 """
 import argparse
 from pathlib import Path
-import sys
 import time
+
+from ar1_ros.cli.common import fail
 
 PROG = 'ar1 demo'
 REPO = Path(__file__).resolve().parents[2]
@@ -38,10 +39,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help='skip the closed-loop comparison')
     parser.set_defaults(func=run)
 
-
-def _fail(message: str, code: int = 2) -> int:
-    print(f'{PROG}: {message}', file=sys.stderr)
-    return code
 
 
 def node_overrides(checkpoint: Path, rig, cycle_hz: float) -> dict:
@@ -119,15 +116,15 @@ def _print_summary(metrics: dict) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the demo; see the module docstring."""
     if not (args.checkpoint / 'config.json').is_file():
-        return _fail(f'{args.checkpoint}: not an AR1 checkpoint folder (no config.json); '
+        return fail(PROG, f'{args.checkpoint}: not an AR1 checkpoint folder (no config.json); '
                      'build it with `make demo-checkpoint`')
     if args.rate <= 0 or args.cycle_hz <= 0:
-        return _fail('--rate and --cycle-hz must be > 0')
+        return fail(PROG, '--rate and --cycle-hz must be > 0')
     start = time.monotonic()
     from ar1_ros.sim.rig import default_rig
     from ar1_ros.sim.scenarios import SCENARIOS
     if args.scenario not in SCENARIOS:
-        return _fail(f'unknown scenario {args.scenario!r}; known: {", ".join(SCENARIOS)}')
+        return fail(PROG, f'unknown scenario {args.scenario!r}; known: {", ".join(SCENARIOS)}')
     args.out.mkdir(parents=True, exist_ok=True)
     rig = default_rig()
     try:
@@ -136,11 +133,11 @@ def run(args: argparse.Namespace) -> int:
         metrics = _report(args, bag, outputs, labels, geometry)
         closed = 0 if args.no_closed_loop else _closed_loop(args, args.out / 'params.yaml')
     except KeyboardInterrupt:
-        return _fail('interrupted', 130)
+        return fail(PROG, 'interrupted', 130)
     except Exception as exc:  # noqa: BLE001 - one clear line, then the logs say the rest
-        return _fail(f'{type(exc).__name__}: {exc}', 1)
+        return fail(PROG, f'{type(exc).__name__}: {exc}', 1)
     _print_summary(metrics)
     if closed != 0:
-        return _fail(f'the closed-loop comparison failed (exit {closed})', 1)
+        return fail(PROG, f'the closed-loop comparison failed (exit {closed})', 1)
     print(f'{PROG}: done in {time.monotonic() - start:.0f} s; open {args.out.resolve()}')
     return 0

@@ -10,6 +10,8 @@ from pathlib import Path
 import sys
 import time
 
+from ar1_ros.cli.common import fail
+
 DEFAULT_OUT = 'ar1_eval'
 
 
@@ -67,10 +69,6 @@ def overrides(args: argparse.Namespace) -> dict:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def _fail(message: str) -> int:
-    print(f'ar1 eval: {message}', file=sys.stderr)
-    return 2
-
 
 def _check_args(args: argparse.Namespace):
     if args.every <= 0 or args.uniform < 0:
@@ -91,12 +89,12 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate every bag; exit 0, 1 when a bag failed part-way (results kept), 2 on usage."""
     problem = _check_args(args)
     if problem:
-        return _fail(problem)
+        return fail('ar1 eval', problem)
     from ar1_ros.cli.eval_session import EvalSession, SetupError
     try:
         session = EvalSession(args, args.params or default_params(), overrides(args))
     except SetupError as exc:
-        return _fail(str(exc))
+        return fail('ar1 eval', str(exc))
     started = time.monotonic()
     try:
         for bag in args.bags:

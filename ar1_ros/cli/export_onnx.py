@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 import sys
 
+from ar1_ros.cli.common import fail
+
 PARTS = ('expert', 'vision')
 # Export-time parity limits per dtype: the golden fixtures' float32 tolerance, and float16
 # rounding of two different kernels.
@@ -39,10 +41,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _fail(message: str) -> int:
-    print(f'{PROG}: {message}', file=sys.stderr)
-    return 2
-
 
 def _check_args(args: argparse.Namespace):
     """Return (parts, (height, width)) or an error message."""
@@ -71,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     """
     checked = _check_args(args)
     if isinstance(checked, str):
-        return _fail(checked)
+        return fail(PROG, checked)
     parts, image_size = checked
     import torch
 
@@ -81,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         model = AR1Model.from_pretrained(args.checkpoint, dtype=export_dtype(args.dtype),
                                          device=args.device, vlm_path=args.vlm_path)
     except CheckpointError as err:
-        return _fail(f'cannot load {args.checkpoint}: {err}')
+        return fail(PROG, f'cannot load {args.checkpoint}: {err}')
     args.out.mkdir(parents=True, exist_ok=True)
     generator = torch.Generator().manual_seed(args.seed)
     report = _header(args.checkpoint, args.dtype)
@@ -91,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         if 'vision' in parts:
             report['parts']['vision'] = _export_vision(model, args.out, image_size, generator)
     except ValueError as err:  # e.g. a backbone whose vision tower we cannot export
-        return _fail(str(err))
+        return fail(PROG, str(err))
     (args.out / 'export.json').write_text(json.dumps(report, indent=2) + '\n')
     return _summary(report, args.out, TOLERANCE[args.dtype])
 

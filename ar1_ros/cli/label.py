@@ -18,6 +18,8 @@ from pathlib import Path
 import sys
 from typing import Dict, List, Optional, Sequence
 
+from ar1_ros.cli.common import fail
+
 PROG = 'ar1 label'
 # action name -> 'module:function(argv) -> int'; the first argument selects it.
 ACTIONS: Dict[str, str] = {}
@@ -56,10 +58,6 @@ def label_parser() -> argparse.ArgumentParser:
     parser.add_argument('--no-progress', action='store_true', help='no progress bars')
     return parser
 
-
-def _fail(message: str) -> int:
-    print(f'{PROG}: {message}', file=sys.stderr)
-    return 2
 
 
 def run(args: argparse.Namespace) -> int:
@@ -153,11 +151,11 @@ def label_bags(options: argparse.Namespace) -> int:
     """Label every bag and write --out; exit 0, 1 a bag failed, 2 usage, 130 interrupted."""
     problem = _check_args(options)
     if problem:
-        return _fail(problem)
+        return fail(PROG, problem)
     try:
         settings, teacher = _settings(options), _teacher(options)
     except ValueError as exc:
-        return _fail(str(exc))
+        return fail(PROG, str(exc))
     from ar1_ros.data.labelling import write_labels
     labels: list = []
     code = 0

@@ -8,6 +8,8 @@ import argparse
 from pathlib import Path
 import sys
 
+from ar1_ros.cli.common import fail, print_usage
+
 PROG = 'ar1 sim'
 
 
@@ -36,17 +38,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     gen.set_defaults(func=run_generate)
     listing = actions.add_parser('scenarios', help='list the scenarios')
     listing.set_defaults(func=run_list)
-    parser.set_defaults(func=lambda args: _usage(parser))
+    parser.set_defaults(func=lambda args: print_usage(parser))
 
 
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
-
-
-def _fail(message: str) -> int:
-    print(f'{PROG}: {message}', file=sys.stderr)
-    return 2
 
 
 def run_list(args) -> int:
@@ -84,7 +78,7 @@ def run_generate(args) -> int:
         settings = _settings(args)
         rig = load_rig(args.rig) if args.rig else default_rig()
     except (ValueError, OSError) as exc:
-        return _fail(str(exc))
+        return fail(PROG, str(exc))
     try:
         episodes = generate(scenarios, seeds, args.out, rig, settings, args.workers,
                             on_episode=_report)

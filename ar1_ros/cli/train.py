@@ -11,7 +11,8 @@ The final checkpoint's `model/` folder is an official AR1 checkpoint: `ar1 run`,
 """
 import argparse
 from pathlib import Path
-import sys
+
+from ar1_ros.cli.common import fail
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -30,10 +31,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _fail(message: str, code: int = 2) -> int:
-    print(f'ar1 train: {message}', file=sys.stderr)
-    return code
-
 
 def run(args: argparse.Namespace) -> int:
     """Train; exit 0 on success, 1 when training failed, 2 for configuration errors."""
@@ -44,23 +41,23 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_train_config(args.config, overrides)
     except TrainConfigError as exc:
-        return _fail(str(exc))
+        return fail('ar1 train', str(exc))
     from ar1_ros.data.dataset_shards import DatasetError
     from ar1_ros.model.config import CheckpointError
     from ar1_ros.training.checkpoints import ResumeError
     from ar1_ros.training.loop import Trainer
     out = Path(config.train.out_dir)
     if not args.resume and (out / 'latest').exists():
-        return _fail(f'{out} holds checkpoints already: pass --resume to continue, or choose '
-                     'another --out')
+        return fail('ar1 train', f'{out} holds checkpoints already: pass --resume to '
+                                 'continue, or choose another --out')
     try:
         trainer = Trainer(config, resume=args.resume)
     except (CheckpointError, DatasetError, ResumeError, ValueError, OSError) as exc:
-        return _fail(f'{type(exc).__name__}: {exc}')
+        return fail('ar1 train', f'{type(exc).__name__}: {exc}')
     try:
         final = trainer.run()
     except KeyboardInterrupt:
-        return _fail('interrupted; resume from the last checkpoint with --resume', 1)
+        return fail('ar1 train', 'interrupted; resume from the last checkpoint with --resume', 1)
     if final is not None and trainer.ctx.rank == 0:
         print(f'ar1 train: {config.stage} done at step {trainer.step}; model: {final / "model"}')
     return 0
