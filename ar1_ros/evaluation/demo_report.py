@@ -21,6 +21,7 @@ import numpy as np
 from ar1_ros.data.bags import BagReader
 from ar1_ros.data.ego_track import EgoTrack
 from ar1_ros.data.labels import CocLabel, match
+from ar1_ros.evaluation.closed_loop import straight_path
 from ar1_ros.evaluation.closed_loop_plots import bev_axes
 from ar1_ros.evaluation.metrics import horizon_steps, xy_errors
 from ar1_ros.evaluation.plots import png
@@ -86,12 +87,6 @@ def write_video(frames: Sequence[Tuple[int, np.ndarray]], path: Path, fps: float
     return True
 
 
-def _cv_plan(speed: float, steps: int = 64) -> np.ndarray:
-    """Constant velocity: straight ahead at the t0 speed, (steps, 3) in the t0 ego frame."""
-    t = DT_S * np.arange(1, steps + 1)
-    return np.stack([speed * t, np.zeros(steps), np.zeros(steps)], axis=-1)
-
-
 def _errors(plan: np.ndarray, future: np.ndarray) -> Dict[str, float]:
     errors = xy_errors(plan[None], future)[0]
     n3 = horizon_steps(3.0, DT_S)
@@ -112,7 +107,8 @@ def plan_rows(outputs: NodeOutputs, track: EgoTrack,
         label = attached.get(t0)
         text, decision = outputs.reasoning.get(t0, ('', ''))
         rows.append({'t0_ns': t0, 'speed_mps': speed,
-                     'model': _errors(plan, future[0]), 'cv': _errors(_cv_plan(speed), future[0]),
+                     'model': _errors(plan, future[0]),
+                     'cv': _errors(straight_path(speed), future[0]),
                      'decision': decision, 'reasoning': text,
                      'label_decision': label.decision if label else None,
                      'label_coc': label.coc if label else None})
