@@ -22,13 +22,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help='skip the first S seconds of the bag')
     parser.add_argument('--delay', type=float, default=0.0, metavar='S',
                         help='wait S seconds before playing (lets subscribers connect)')
+    parser.add_argument('--wait-for', nargs='+', default=(), metavar='TOPIC',
+                        help='before playing, wait until these topics (played ones or /clock) '
+                             'have a subscriber; then --delay')
+    parser.add_argument('--wait-timeout', type=float, default=30.0, metavar='S',
+                        help='longest --wait-for wait; then warn and play (default 30)')
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Play the bag until it ends (or forever with --loop, until Ctrl-C)."""
-    if args.rate <= 0 or args.clock_hz < 0 or args.start_offset < 0 or args.delay < 0:
-        print('ar1 replay: --rate must be > 0; --clock-hz, --start-offset, --delay >= 0',
+    if args.rate <= 0 or min(args.clock_hz, args.start_offset, args.delay,
+                             args.wait_timeout) < 0:
+        print('ar1 replay: --rate must be > 0; --clock-hz, --start-offset, --delay, '
+              '--wait-timeout >= 0',
               file=sys.stderr)
         return 2
     if not args.bag.exists():  # before importing rclpy: a typo answers at once
@@ -37,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from ar1_ros.nodes.replay_main import run_replay
     return run_replay(args.bag, rate=args.rate, loop=args.loop, topics=args.topics,
                       clock_hz=args.clock_hz, start_offset_s=args.start_offset,
-                      delay_s=args.delay, ros_args=getattr(args, 'ros_args', ()),
+                      delay_s=args.delay, wait_for=args.wait_for,
+                      wait_timeout_s=args.wait_timeout, ros_args=getattr(args, 'ros_args', ()),
                       report=lambda line: print(line, flush=True),
                       warn=lambda line: print(line, file=sys.stderr, flush=True))

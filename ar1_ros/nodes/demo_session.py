@@ -128,7 +128,8 @@ def replay_through_node(bag: Path, params: Path, out_bag: Path, logs: Path,
         session.spin_until(lambda: session.recorder.count_subscribers(watch_topic) > 0,
                            settings.activate_timeout_s, 'waiting for the node to activate')
         replay = session.start('replay', ar1_command('replay', str(bag), '--rate',
-                                                     str(settings.rate), '--delay', '1.0'))
+                                                     str(settings.rate), '--wait-for', watch_topic,
+                                                     '--delay', '1.0'))
         session.spin_until(lambda: replay.poll() is not None, settings.replay_timeout_s,
                            'replaying the bag')
         if replay.returncode != 0:

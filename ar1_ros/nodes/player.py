@@ -161,6 +161,25 @@ class BagPlayer:
         """Return the QoS `topic` is published with."""
         return self._publishers[topic].qos_profile
 
+    def wait_for_subscribers(self, topics: Sequence[str], timeout_s: float) -> List[str]:
+        """Wait until each of `topics` (played ones, or /clock) has a matched subscription.
+
+        Returns the topics still without one after `timeout_s`. A fixed --delay is a guess at
+        DDS discovery time; matching is what a first message actually needs.
+        """
+        publishers = {**self._publishers, '/clock': self._clock}
+        unknown = sorted(t for t in topics if publishers.get(t) is None)
+        if unknown:
+            raise ValueError(f'--wait-for: not played: {", ".join(unknown)}; played: '
+                             f'{", ".join([*self.topics, *(["/clock"] if self._clock else [])])}')
+        end = time.monotonic() + timeout_s
+        while True:
+            self._check_running()
+            missing = [t for t in topics if publishers[t].get_subscription_count() == 0]
+            if not missing or time.monotonic() >= end:
+                return missing
+            time.sleep(0.02)
+
     def _check_running(self) -> None:
         if not self._node.context.ok():
             raise Interrupted()

@@ -35,15 +35,25 @@ def _report_stop(player: Optional[BagPlayer], report: Callable[[str], None]) -> 
     return sum(stats.published.values())
 
 
+def _wait(player: BagPlayer, topics: Sequence[str], timeout_s: float,
+          warn: Callable[[str], None]) -> None:
+    missing = player.wait_for_subscribers(topics, timeout_s) if topics else []
+    if missing:
+        warn(f'ar1 replay: no subscriber after {timeout_s:g} s on {", ".join(missing)}; '
+             'playing anyway')
+
+
 def run_replay(bag, *, rate: float = 1.0, loop: bool = False,
                topics: Optional[Sequence[str]] = None, clock_hz: float = 40.0,
                start_offset_s: float = 0.0, delay_s: float = 0.0,
+               wait_for: Sequence[str] = (), wait_timeout_s: float = 30.0,
                ros_args: Sequence[str] = (), report: Callable[[str], None] = lambda line: None,
                warn: Callable[[str], None] = lambda line: None) -> int:
     """Play `bag` (once, or until Ctrl-C with loop); return the exit code (2: bad input).
 
     report(line) receives the summary of each play, warn(line) every problem (the command
-    line tool prints them to stdout and stderr).
+    line tool prints them to stdout and stderr). Before playing, it waits until each topic
+    of `wait_for` has a subscriber (at most wait_timeout_s, then warns), then delay_s.
     """
     def fail(message: str) -> int:
         warn(f'ar1 replay: {message}')
@@ -58,6 +68,7 @@ def run_replay(bag, *, rate: float = 1.0, loop: bool = False,
     player, code = None, 0
     try:
         player = BagPlayer(node, reader, topics, rate, clock_hz, start_offset_s, warn=warn)
+        _wait(player, wait_for, wait_timeout_s, warn)
         time.sleep(delay_s)
         _play(player, loop, report)
     except ValueError as exc:

@@ -35,7 +35,8 @@ def node_plans(tmp_path, bag, params, rate):
         camera = topic_of('front_wide', True)
         assert listener.wait_for(lambda: listener.io.count_subscribers(camera) > 0, 90), \
             'the node never became active:\n' + (tmp_path / 'node.log').read_text()[-3000:]
-        replay = subprocess.run([AR1, 'replay', str(bag), '--rate', str(rate), '--delay', '1.0'],
+        replay = subprocess.run([AR1, 'replay', str(bag), '--rate', str(rate), '--wait-for',
+                                 camera, '--delay', '1.0'],
                                 capture_output=True, text=True, timeout=180)
         assert replay.returncode == 0, replay.stdout + replay.stderr
         listener.settle(quiet=1.5, timeout=30)

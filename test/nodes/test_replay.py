@@ -29,8 +29,9 @@ from ar1_ros.nodes.player import message_class
 
 pytestmark = pytest.mark.ros
 AR1 = str(Path(sys.executable).parent / 'ar1')
-# DDS discovery time before playing (the player, like ros2 bag play, does not wait for it).
-DELAY = '3.0'
+# After the player's publishers have matched the listener (--wait-for), a margin for the
+# listener's side of DDS discovery. A fixed 3 s delay alone once lost a first message on CI.
+DELAY = '1.0'
 CAMERA_TOPICS = [topic_of(camera_id, True) for camera_id, _ in CAMERAS]
 ODOMETRY = message_class('nav_msgs/msg/Odometry')
 _PREFIXES = itertools.count()
@@ -64,6 +65,10 @@ class Listener:
         """Return --ros-args remapping `topics` and /clock under this listener's prefix."""
         rules = [f'{t}:={self.remapped(t)}' for t in [*topics, '/clock']]
         return ['--ros-args', *itertools.chain.from_iterable(('-r', r) for r in rules)]
+
+    def wait_args(self, topics):
+        """Return the replay options that wait for this listener on `topics` and /clock."""
+        return ['--wait-for', *topics, '/clock', '--delay', DELAY]
 
     def _store(self, topic):
         return lambda raw: self.received[topic].append((time.monotonic(), bytes(raw)))
@@ -124,7 +129,7 @@ def test_bytes_order_timing_and_clock(bag, listen):
     topics = {**dict.fromkeys(CAMERA_TOPICS, CompressedImage), EGO_TOPIC: ODOMETRY}
     listener = listen(topics)
     rate = 2.0
-    result = replay(bag, '--rate', rate, '--delay', DELAY, *listener.ros_args(topics))
+    result = replay(bag, '--rate', rate, *listener.wait_args(topics), *listener.ros_args(topics))
     assert result.returncode == 0, result.stderr
     sent = recorded(bag)
     arrivals, logs = [], []
@@ -159,8 +164,8 @@ def test_topics_filter_loop_and_ctrl_c(bag, listen):
     camera = CAMERA_TOPICS[1]
     listener = listen({camera: CompressedImage, EGO_TOPIC: ODOMETRY})
     process = subprocess.Popen(
-        [AR1, 'replay', str(bag), '--topics', camera, '--loop', '--rate', '4.0', '--delay',
-         DELAY, *listener.ros_args([camera, EGO_TOPIC])],
+        [AR1, 'replay', str(bag), '--topics', camera, '--loop', '--rate', '4.0',
+         *listener.wait_args([camera]), *listener.ros_args([camera, EGO_TOPIC])],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     frames = recorded(bag, [camera])
     end = time.monotonic() + 30
@@ -195,7 +200,8 @@ def test_sparse_topics_get_the_clock_and_missing_types_are_skipped(tmp_path, lis
             writer.write('/thing', NS + i * NS // 4, thing(a=i))
             writer.write('/text', NS + i * NS // 4, text(data=f'm{i}'))
     listener = listen({'/text': String})
-    result = replay(path, '--delay', DELAY, '--clock-hz', '40', *listener.ros_args(['/text']))
+    result = replay(path, *listener.wait_args(['/text']), '--clock-hz', '40',
+                    *listener.ros_args(['/text']))
     assert result.returncode == 0, result.stderr
     assert 'skipping /thing: message type no_such_msgs/msg/Thing is not installed' \
         in result.stderr
@@ -213,7 +219,8 @@ def test_corrupt_bag_stops_with_what_was_played(tmp_path, listen):
     broken = corrupt_last_chunk(write_drive_bag(tmp_path / 'long', Drive(duration_s=10.0)))
     topics = {**dict.fromkeys(CAMERA_TOPICS, CompressedImage), EGO_TOPIC: ODOMETRY}
     listener = listen(topics)
-    result = replay(broken, '--rate', '20', '--delay', DELAY, *listener.ros_args(topics))
+    result = replay(broken, '--rate', '20', *listener.wait_args(topics),
+                    *listener.ros_args(topics))
     assert result.returncode == 2
     played = re.search(r'corrupt or truncated; stopped after (\d+) messages', result.stderr)
     assert played, result.stderr
@@ -227,12 +234,24 @@ def test_bad_input_is_one_clear_line(bag, tmp_path):
             ((tmp_path / 'missing',), 'no such bag'),
             ((bag, '--topics', '/nope'), f'not in the bag: /nope; the bag has {CAMERA_TOPICS[0]}'),
             ((bag, '--rate', '0'), '--rate must be > 0'),
-            ((bag, '--start-offset', '5'), 'past the end of the bag (1.98 s long)')]:
+            ((bag, '--start-offset', '5'), 'past the end of the bag (1.98 s long)'),
+            ((bag, '--wait-for', '/nope'), f'--wait-for: not played: /nope; played: '
+                                           f'{CAMERA_TOPICS[0]}'),
+            ((bag, '--clock-hz', '0', '--wait-for', '/clock'), 'not played: /clock')]:
         result = replay(*args)
         assert result.returncode == 2, args
         assert expected in result.stderr, result.stderr
         assert len(result.stderr.splitlines()) == 1, result.stderr
         assert 'Traceback' not in result.stderr
+
+
+def test_waiting_for_a_subscriber_that_never_comes_warns_and_plays(bag):
+    result = replay(bag, '--rate', '8', '--topics', EGO_TOPIC, '--wait-for', EGO_TOPIC,
+                    '--wait-timeout', '0.5', '--ros-args', '-r',
+                    f'{EGO_TOPIC}:=/replay_test_{os.getpid()}_nobody')
+    assert result.returncode == 0, result.stderr
+    assert f'no subscriber after 0.5 s on {EGO_TOPIC}; playing anyway' in result.stderr
+    assert f'{EGO_TOPIC} {len(recorded(bag, [EGO_TOPIC]))}' in result.stdout
 
 
 def test_unplayable_bags_are_refused(tmp_path):
