@@ -35,12 +35,14 @@ def _report_stop(player: Optional[BagPlayer], report: Callable[[str], None]) -> 
     return sum(stats.published.values())
 
 
-def _wait(player: BagPlayer, topics: Sequence[str], timeout_s: float,
+def _wait(player: BagPlayer, topics: Sequence[str], timeout_s: float, delay_s: float,
           warn: Callable[[str], None]) -> None:
+    """Wait for subscribers on `topics` (at most timeout_s, then warn), then delay_s."""
     missing = player.wait_for_subscribers(topics, timeout_s) if topics else []
     if missing:
         warn(f'ar1 replay: no subscriber after {timeout_s:g} s on {", ".join(missing)}; '
              'playing anyway')
+    time.sleep(delay_s)
 
 
 def run_replay(bag, *, rate: float = 1.0, loop: bool = False,
@@ -68,8 +70,7 @@ def run_replay(bag, *, rate: float = 1.0, loop: bool = False,
     player, code = None, 0
     try:
         player = BagPlayer(node, reader, topics, rate, clock_hz, start_offset_s, warn=warn)
-        _wait(player, wait_for, wait_timeout_s, warn)
-        time.sleep(delay_s)
+        _wait(player, wait_for, wait_timeout_s, delay_s, warn)
         _play(player, loop, report)
     except ValueError as exc:
         code = fail(str(exc))
