@@ -8,6 +8,11 @@ meta-action (longitudinal, lateral)    decision
 =====================================  =============================================
 (stop, any)                            'stop' (the car ends standing: it outranks
                                        anything it does on the way)
+(accelerate, keep_lane /               'overtake' when the car pulls out to the left at t0
+lane_change_right)                     (history yaw rate from STEADY_YAW_RADPS up to
+                                       LANE_CHANGE_YAW_RADPS) from a steady or falling speed,
+                                       then speeds up and straightens (or comes back right):
+                                       the pass of an overtake in right-hand traffic
 (any, lane_change_left / _right)       'lane_change_left' / 'lane_change_right', except
                                        a bend's exit: the car already turns (history yaw
                                        rate >= STEADY_YAW_RADPS) to the side of the 'lane
@@ -19,13 +24,13 @@ meta-action (longitudinal, lateral)    decision
 (keep_speed, keep_lane)                'keep_lane'
 =====================================  =============================================
 
-Every row names an axis value the meta-action has, so a rule draft is always `compatible`
-with it. The text names the action first (what runtime.presentation.parse_decision reads back),
-mentions a concurrent change of the other axis second, and then gives only evidence available
-at t0: the speed at t0, the speed at the start of the 1.5 s ego history and the heading change
-over that history. The decision itself is the recorded future (that is what an auto-label is);
-no other fact after t0 enters the text. `critical_components` lists the same priors and, marked
-as such, the recorded meta-action.
+Every row's decision needs an axis value the meta-action has, so a rule draft is always
+`compatible` with it. The text names the action first (what runtime.presentation.parse_decision
+reads back), mentions a concurrent change of the other axis second, and then gives only
+evidence available at t0: the speed at t0, the speed at the start of the 1.5 s ego history and
+the heading change over that history. The decision itself is the recorded future (that is
+what an auto-label is); no other fact after t0 enters the text. `critical_components` lists
+the same priors and, marked as such, the recorded meta-action.
 """
 import dataclasses
 from typing import List, Tuple
@@ -39,6 +44,8 @@ from ar1_ros.runtime.types import NS_PER_S, EgoHistory
 START_SPEED_MPS = 1.0  # below this at t0, an accelerating car starts rather than accelerates
 STEADY_SPEED_MPS = 0.5  # a speed change over the history smaller than this reads as steady
 STEADY_YAW_RADPS = 0.05  # a mean yaw rate over the history smaller than this reads as steady
+# A lane change swings the heading by a few degrees: a faster swing over the history is a bend.
+LANE_CHANGE_YAW_RADPS = 0.12
 
 # decision -> the opening phrase, which parse_decision reads back as that decision
 OPENINGS = {
@@ -50,6 +57,7 @@ OPENINGS = {
     'decelerate': 'Decelerate',
     'accelerate': 'Accelerate',
     'start': 'Start moving',
+    'overtake': 'Overtake',
     'keep_lane': 'Keep the lane',
 }
 # The other axis, when it changes too: a lateral decision is only ever accompanied by a speed
@@ -105,10 +113,16 @@ def priors_from(history: EgoHistory, meta: MetaAction) -> Priors:
     return Priors(float(history.speed), past_speed, span_s, turned / span_s, meta)
 
 
-def rule_decision(meta: MetaAction, speed_mps: float, yaw_rate_radps: float = 0.0) -> str:
-    """Return the decision of a meta-action, the speed [m/s] and yaw rate [rad/s] at t0."""
+def rule_decision(meta: MetaAction, speed_mps: float, yaw_rate_radps: float = 0.0,
+                  speed_change_mps: float = 0.0) -> str:
+    """Return the decision of a meta-action, the speed [m/s] and yaw rate [rad/s] at t0.
+
+    speed_change_mps: the speed at t0 minus the speed at the start of the history [m/s].
+    """
     if meta.longitudinal == 'stop':
         return 'stop'
+    if _passes_on_the_left(meta, yaw_rate_radps, speed_change_mps):
+        return 'overtake'
     # A bend's exit is named by its speed change; with none, the lateral row keeps the label
     # consistent with the meta-action.
     curve_exit = (meta.longitudinal != 'keep_speed'
@@ -120,6 +134,22 @@ def rule_decision(meta: MetaAction, speed_mps: float, yaw_rate_radps: float = 0.
     if meta.longitudinal == 'accelerate':
         return 'start' if speed_mps < START_SPEED_MPS else 'accelerate'
     return 'keep_lane'
+
+
+def _passes_on_the_left(meta: MetaAction, yaw_rate_radps: float,
+                        speed_change_mps: float) -> bool:
+    """Whether the car speeds up after pulling out to the left: an overtake's pass.
+
+    At t0 it is moving into the left lane, swinging left at a lane change's rate (a faster
+    swing is a bend); the future does not go on to the left (a left bend or turn), it
+    straightens: keep_lane, or lane_change_right when the t0 heading pointed left of the road.
+    The speed-up starts with the pull-out: a car already speeding up over the history is
+    merging into traffic (an on-ramp), not passing. Right-hand traffic: passes are on the left.
+    """
+    return (meta.longitudinal == 'accelerate'
+            and STEADY_YAW_RADPS <= yaw_rate_radps < LANE_CHANGE_YAW_RADPS
+            and speed_change_mps < STEADY_SPEED_MPS
+            and meta.lateral in ('keep_lane', 'lane_change_right'))
 
 
 def _continues_curve(lateral: str, yaw_rate_radps: float) -> bool:
@@ -167,7 +197,8 @@ def components(priors: Priors) -> Tuple[str, ...]:
 
 def rule_draft(priors: Priors) -> Draft:
     """Return the rule draft of a keyframe: the module table's decision, worded."""
-    decision = rule_decision(priors.meta, priors.speed_mps, priors.yaw_rate_radps)
+    decision = rule_decision(priors.meta, priors.speed_mps, priors.yaw_rate_radps,
+                             priors.speed_mps - priors.past_speed_mps)
     opening = OPENINGS[decision]
     if decision == 'stop' and priors.speed_mps < DEFAULT_RULES.stop_speed_mps:
         opening = 'Stay stopped'  # already standing: parse_decision reads 'stop' as well

@@ -58,8 +58,9 @@ def test_rule_decisions_of_known_trajectories(name, xyz, v0, decision):
 
 @pytest.mark.parametrize(('lon', 'lat'), list(itertools.product(LONGITUDINAL, LATERAL)))
 @pytest.mark.parametrize('speed', [0.0, 0.8, 12.0])
-def test_every_rule_draft_parses_back_and_is_consistent(lon, lat, speed):
-    draft = rule_draft(priors(lon, lat, v=speed, past=speed + 2.0, yaw_rate=-0.2))
+@pytest.mark.parametrize('yaw_rate', [-0.2, 0.0, 0.2])
+def test_every_rule_draft_parses_back_and_is_consistent(lon, lat, speed, yaw_rate):
+    draft = rule_draft(priors(lon, lat, v=speed, past=speed + 2.0, yaw_rate=yaw_rate))
     assert parse_decision(draft.coc) == draft.decision
     assert compatible(draft.decision, MetaAction(lon, lat)) is True
     assert parse_decision(draft.coc.split(':')[0]) == draft.decision  # the action first
@@ -69,13 +70,33 @@ def test_every_rule_draft_parses_back_and_is_consistent(lon, lat, speed):
 @pytest.mark.parametrize(('meta', 'yaw_rate', 'decision'), [
     (('accelerate', 'lane_change_right'), -0.1, 'accelerate'),  # leaving a right bend
     (('decelerate', 'lane_change_left'), 0.1, 'decelerate'),  # leaving a left bend
-    (('accelerate', 'lane_change_right'), 0.1, 'lane_change_right'),  # turning the other way
+    (('decelerate', 'lane_change_right'), 0.1, 'lane_change_right'),  # turning the other way
     (('accelerate', 'lane_change_right'), -0.01, 'lane_change_right'),  # heading steady
     (('keep_speed', 'lane_change_right'), -0.1, 'lane_change_right'),  # no speed row applies
 ])
 def test_a_bend_exit_is_not_a_lane_change(meta, yaw_rate, decision):
     assert rule_decision(MetaAction(*meta), 12.0, yaw_rate) == decision
     assert compatible(decision, MetaAction(*meta)) is True
+
+
+@pytest.mark.parametrize(('meta', 'yaw_rate', 'change', 'decision'), [
+    (('accelerate', 'keep_lane'), 0.08, 0.0, 'overtake'),  # pulling out left, then straight on
+    (('accelerate', 'lane_change_right'), 0.06, 0.0, 'overtake'),  # heading left of the road
+    (('accelerate', 'keep_lane'), 0.08, -0.6, 'overtake'),  # pulling out from a slowing lane
+    (('accelerate', 'keep_lane'), 0.04, 0.0, 'accelerate'),  # heading steady: no pull-out
+    (('accelerate', 'keep_lane'), -0.08, 0.0, 'accelerate'),  # swinging right: no pass left
+    (('accelerate', 'keep_lane'), 0.15, 0.0, 'accelerate'),  # a bend's swing, not a lane's
+    (('accelerate', 'lane_change_right'), 0.07, 2.0, 'lane_change_right'),  # merging up to speed
+    (('keep_speed', 'keep_lane'), 0.08, 0.0, 'keep_lane'),  # no speed-up
+    (('accelerate', 'lane_change_left'), 0.08, 0.0, 'accelerate'),  # a left bend's exit
+    (('accelerate', 'turn_left'), 0.08, 0.0, 'turn_left'),  # the car goes on turning left
+    (('stop', 'keep_lane'), 0.08, 0.0, 'stop'),
+])
+def test_speeding_up_after_pulling_out_left_is_an_overtake(meta, yaw_rate, change, decision):
+    assert rule_decision(MetaAction(*meta), 12.0, yaw_rate, change) == decision
+    assert compatible(decision, MetaAction(*meta)) is True
+    draft = rule_draft(priors(*meta, v=12.0, past=12.0 - change, yaw_rate=yaw_rate))
+    assert (draft.decision, parse_decision(draft.coc)) == (decision, decision)
 
 
 @pytest.mark.parametrize(('meta', 'speed', 'decision'), [
@@ -153,7 +174,7 @@ def test_rule_labels_agree_with_the_demo_world(world, capsys):
     assert len(result.pairs) >= 10
     assert result.unpaired == 0
     assert result.lenient >= 0.8
-    assert result.strict >= 0.7
+    assert result.strict >= 0.8
 
 
 def test_uniform_keyframes_and_the_builder_t0(world):
