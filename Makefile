@@ -1,5 +1,7 @@
 # ar1_ros developer commands. On a fresh machine `make demo` (the main job) and `make test` each
-# run `make setup` first. Everything lives in .venv, nothing system-wide.
+# run `make setup` first. Everything lives in .venv, nothing system-wide, except Debian's
+# Chromium and chromedriver, which `make browser` (and so `make test`) installs with apt for the
+# browser test of `ar1 label review`.
 
 PYTHON ?= python3.11
 VENV   ?= .venv
@@ -9,13 +11,15 @@ PIP    := $(VPY) -m pip
 # DDS on localhost, a random ROS_DOMAIN_ID and offline Hugging Face: test/conftest.py sets them
 # for every pytest run, however it is started.
 
-.PHONY: help setup venv deps msgs test demo demo-checkpoint lint lock clean
+.PHONY: help setup venv deps msgs browser test demo demo-checkpoint lint lock clean
 
 help:
 	@echo 'make setup   create $(VENV): pinned dependencies, editable ar1_ros, messages'
 	@echo 'make demo    replay a demo-world bag through the node with the demo checkpoint;'
 	@echo '             video, plots and metrics in build/demo (runs make setup first)'
-	@echo 'make test    run the whole test suite (runs make setup first)'
+	@echo 'make test    run the whole test suite (runs make setup and make browser first)'
+	@echo 'make browser install Debian chromium + chromium-driver (apt, as root or via sudo) for'
+	@echo '             the browser test of ar1 label review, unless already installed'
 	@echo 'make demo-checkpoint  retrain demo/checkpoint from scratch (CPU, about an hour)'
 	@echo 'make lint    ruff over the repository'
 	@echo 'make msgs    (re)build the ar1_ros messages into $(VENV)'
@@ -43,7 +47,26 @@ deps: venv
 msgs: venv
 	scripts/build_msgs.sh $(VENV)
 
-test: setup
+# Debian's packages, not a browser download of selenium's: this machine reaches the package
+# registries only. Root installs; otherwise sudo without a password prompt (CI must not hang);
+# else the target says how and goes on, and the browser test skips saying 'run make browser'.
+BROWSER_PKGS := chromium chromium-driver
+CHROMIUM     ?= /usr/bin/chromium
+CHROMEDRIVER ?= /usr/bin/chromedriver
+APT_INSTALL  := DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(BROWSER_PKGS)
+browser:
+	@if [ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ]; then \
+	  echo 'make browser: chromium and chromedriver are installed'; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  $(APT_INSTALL) || { apt-get update -q && $(APT_INSTALL); }; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+	  sudo -n env $(APT_INSTALL) || { sudo -n apt-get update -q && sudo -n env $(APT_INSTALL); }; \
+	else \
+	  echo 'make browser: not root and no password-less sudo: run as root'; \
+	  echo '  apt-get install $(BROWSER_PKGS)  (the browser test skips until then)'; \
+	fi
+
+test: setup browser
 	@start=$$(date +%s); \
 	$(VPY) -m pytest; rc=$$?; \
 	echo "make test: pytest exited $$rc in $$(( $$(date +%s) - start )) s"; exit $$rc

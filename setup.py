@@ -13,7 +13,9 @@ setup(
     license='Apache-2.0',
     python_requires='>=3.11',
     packages=find_packages(include=('ar1_ros', 'ar1_ros.*')),
-    # The shipped backbone architecture (ar1_ros/model/configs) is data the loader reads.
-    package_data={'ar1_ros.model': ['configs/*.json', 'configs/*/*.json', 'configs/*/*.md']},
+    # The shipped backbone architecture (ar1_ros/model/configs) is data the loader reads; the
+    # review page's script and style (ar1_ros/data/review) are inlined into every page written.
+    package_data={'ar1_ros.model': ['configs/*.json', 'configs/*/*.json', 'configs/*/*.md'],
+                  'ar1_ros.data': ['review/*.js', 'review/*.css']},
     entry_points={'console_scripts': ['ar1 = ar1_ros.cli:main']},
 )

@@ -11,7 +11,7 @@ from typing import Dict, List, Optional
 
 import yaml
 
-from ar1_ros.cli.common import fail, print_usage
+from ar1_ros.cli.common import add_params_option, fail, print_usage
 
 PROG = 'ar1 dataset build'
 
@@ -30,9 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument('--out', type=Path, required=True, metavar='DIR', help='dataset folder')
     build.add_argument('--labels', type=Path, default=None, metavar='FILE',
                        help='CoC labels, JSONL (schema: docs/dataset.md)')
-    build.add_argument('--params', type=Path, default=None, metavar='FILE',
-                       help="node parameter file (topics, selection); default: the package's "
-                            'config/ar1.yaml')
+    add_params_option(build)
     build.add_argument('--uniform', type=float, default=0.0, metavar='S',
                        help='also one sample every S seconds between the events')
     build.add_argument('--no-keyframes', action='store_true',

@@ -2,10 +2,10 @@
 
 `ar1 label` hands its arguments, verbatim, to the action their first one names: an entry of
 ACTIONS ('module:function', called with the remaining arguments, returning the exit code), or,
-for anything else, labelling the bags. So `ar1 label review ...` can be registered in ACTIONS
-later without touching `ar1 label BAG...` (a bag folder named like an action is given as
-./NAME). The `ar1` parser therefore reads no options of its own here ('+' is its only prefix
-character), and the labelling parser below does.
+for anything else, labelling the bags. So `ar1 label review ...` (cli.label_review) is
+registered in ACTIONS without touching `ar1 label BAG...` (a bag folder named like an action is
+given as ./NAME). The `ar1` parser therefore reads no options of its own here ('+' is its only
+prefix character), and the labelling parser below does.
 
 Exit codes: 0 every bag labelled, 1 a bag failed (a missing topic, a corrupt chunk: the labels
 before the fault are kept and the other bags labelled), 2 a usage error, 130 interrupted (the
@@ -18,11 +18,11 @@ from pathlib import Path
 import sys
 from typing import Dict, List, Optional, Sequence
 
-from ar1_ros.cli.common import fail
+from ar1_ros.cli.common import add_params_option, fail
 
 PROG = 'ar1 label'
 # action name -> 'module:function(argv) -> int'; the first argument selects it.
-ACTIONS: Dict[str, str] = {}
+ACTIONS: Dict[str, str] = {'review': 'ar1_ros.cli.label_review:main'}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -40,7 +40,9 @@ def label_parser() -> argparse.ArgumentParser:
         prog=PROG, description='Label the keyframes of rosbag2 bags with Chain-of-Causation '
                                'drafts: rule-based from the recorded meta-action, or by a local '
                                'Qwen2.5-VL/Qwen3-VL teacher. Writes the JSONL `ar1 dataset build '
-                               '--labels` reads.')
+                               '--labels` reads.',
+        epilog='review the labels in a browser: ar1 label review LABELS.jsonl --bags BAG... '
+               '--out PAGE.html (ar1 label review --help)')
     parser.add_argument('bags', nargs='+', type=Path, metavar='BAG', help='rosbag2 folders')
     parser.add_argument('--out', type=Path, required=True, metavar='LABELS.jsonl',
                         help='labels file to write')
@@ -49,9 +51,7 @@ def label_parser() -> argparse.ArgumentParser:
     parser.add_argument('--device', default='cpu', help="teacher device, e.g. 'cpu' or 'cuda'")
     parser.add_argument('--max-new-tokens', type=int, default=256, metavar='N',
                         help='longest teacher answer in tokens (default 256)')
-    parser.add_argument('--params', type=Path, default=None, metavar='FILE',
-                        help="node parameter file (topics, selection); default: the package's "
-                             'config/ar1.yaml')
+    add_params_option(parser)
     parser.add_argument('--uniform', type=float, default=0.0, metavar='S',
                         help='also one keyframe every S seconds between the events')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing --out')
@@ -74,23 +74,32 @@ def run(args: argparse.Namespace) -> int:
     return label_bags(options)
 
 
+def bags_and_out_problem(bags: Sequence[Path], out: Path, overwrite: bool,
+                         kind: str) -> Optional[str]:
+    """Return why bags (named apart?) and --out (a `kind` file, replaceable?) are unusable."""
+    names = [b.name for b in bags]
+    if len(set(names)) != len(names):
+        return f'bag folder names must differ (labels are named after them): {names}'
+    if out.is_dir():
+        return f'{out} is a folder; --out names the {kind} file to write'
+    if out.exists() and not overwrite:
+        return f'{out} exists; pass --overwrite to replace it'
+    return None
+
+
 def _check_args(options: argparse.Namespace) -> Optional[str]:
     if options.uniform < 0 or not 1 <= options.max_new_tokens <= 4096:
         return '--uniform must be >= 0 and --max-new-tokens within 1..4096'
-    names = [b.name for b in options.bags]
-    if len(set(names)) != len(names):
-        return f'bag folder names must differ (labels are named after them): {names}'
-    if options.out.is_dir():
-        return f'{options.out} is a folder; --out names the JSONL file to write'
-    if options.out.exists() and not options.overwrite:
-        return f'{options.out} exists; pass --overwrite to replace it'
+    problem = bags_and_out_problem(options.bags, options.out, options.overwrite, 'JSONL')
+    if problem:
+        return problem
     if options.teacher is not None and not options.teacher.is_dir():
         return f'--teacher {options.teacher} is not a folder'
     return None
 
 
-def _settings(options: argparse.Namespace):
-    """Return LabelSettings from the parameter file; raise ValueError on faults."""
+def load_settings(options: argparse.Namespace):
+    """Return LabelSettings of options.params, .ros_args, .uniform; ValueError on faults."""
     from ar1_ros.cli.dataset import ros_overrides
     from ar1_ros.cli.eval import default_params
     from ar1_ros.cli.eval_session import topic_map
@@ -153,7 +162,7 @@ def label_bags(options: argparse.Namespace) -> int:
     if problem:
         return fail(PROG, problem)
     try:
-        settings, teacher = _settings(options), _teacher(options)
+        settings, teacher = load_settings(options), _teacher(options)
     except ValueError as exc:
         return fail(PROG, str(exc))
     from ar1_ros.data.labelling import write_labels

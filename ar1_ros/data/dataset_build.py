@@ -28,12 +28,11 @@ from ar1_ros.data.dataset_shards import (
     read_index,
     write_json,
 )
-from ar1_ros.data.dataset_targets import Outcome, TargetSampler, keyframes_of, plan_targets
+from ar1_ros.data.dataset_targets import BagSampling, Outcome, keyframes_of, plan_targets
 from ar1_ros.data.ego_track import EgoTrack
 from ar1_ros.data.keyframes import KeyframeRules
 from ar1_ros.data.labels import DEFAULT_TOLERANCE_NS, CocLabel, LabelSet, match
-from ar1_ros.data.stream import BagInputs, TopicMap
-from ar1_ros.runtime.assembly import InputBuffers
+from ar1_ros.data.stream import TopicMap
 from ar1_ros.runtime.config import RuntimeConfig
 from ar1_ros.runtime.types import NS_PER_S, Skip
 
@@ -103,35 +102,20 @@ class _BagBuild:
         return self.entry
 
     def _stream(self, reader: BagReader, writer: ShardWriter) -> None:
-        topics, runtime = self._settings.topics, self._settings.runtime
-        topics.check(reader)
-        track, fault = EgoTrack.from_bag(reader, topics.ego_topic,
-                                         runtime.selection.max_ego_gap_s)
-        if not len(track):
-            raise fault or BagError(f'{reader.path}: no usable odometry on {topics.ego_topic}')
-        keyframes = keyframes_of(track.kinematics(), self._settings.keyframes,
+        sampling = BagSampling(reader, self._settings.topics, self._settings.runtime)
+        keyframes = keyframes_of(sampling.track.kinematics(), self._settings.keyframes,
                                  self._settings.uniform_s)
         targets = plan_targets(keyframes, [lb.t0_ns for lb in self._labels],
                                self._settings.tolerance_ns)
         self.entry['targets'] = len(targets)
-        buffers = InputBuffers(runtime)
-        inputs = BagInputs(reader, topics, buffers)
-        sampler = TargetSampler(buffers, targets, runtime.selection.max_input_age_s,
-                                self._settings.tolerance_ns)
-        total = sum(reader.message_count(t) for t in topics.topics)
         try:
-            for message in reader.messages(topics.topics):
-                self._progress(1, total)
-                if inputs.feed(message) is None:
-                    self._take(sampler.step(message.log_ns), track, writer)
-        except BagError as exc:
-            self._take(sampler.finish('read_fault', str(exc)), track, writer)
-            raise
+            sampling.run(targets, self._settings.tolerance_ns,
+                         lambda outcomes: self._take(outcomes, sampling.track, writer),
+                         self._progress)
         finally:
             self.entry['rejected_inputs'] = {f'{topic}: {reason}': n for (topic, reason), n
-                                             in inputs.rejected.items()}
-            self.entry['notes'] = inputs.notes[:MAX_DETAILS]
-        self._take(sampler.finish(), track, writer)
+                                             in sampling.inputs.rejected.items()}
+            self.entry['notes'] = sampling.inputs.notes[:MAX_DETAILS]
 
     def _take(self, outcomes: List[Outcome], track: EgoTrack, writer: ShardWriter) -> None:
         for target, observation in outcomes:

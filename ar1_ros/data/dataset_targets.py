@@ -6,17 +6,25 @@ complete camera t0 at or after the keyframe, the observation is InputBuffers.ass
 keyframe - 1) of the node's own buffers. A label is sampled at the camera t0 nearest its t0_ns:
 a keyframe within the label tolerance of a label moves to the label (it keeps its kind), a label
 without one becomes a target of kind 'label', so every label gets a sample near it.
+
+BagSampling streams one bag through the node's conversions and buffers (data.stream) and hands
+on the outcome of every target; the dataset builder, `ar1 label` and `ar1 label review` all
+sample their bags with it, so they see the same observation at the same t0.
 """
 import dataclasses
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
-from ar1_ros.data.ego_track import Kinematics
+from ar1_ros.data.bags import BagError, BagReader
+from ar1_ros.data.ego_track import EgoTrack, Kinematics
 from ar1_ros.data.keyframes import Keyframe, KeyframeRules, detect_keyframes
+from ar1_ros.data.stream import BagInputs, TopicMap
 from ar1_ros.runtime.assembly import InputBuffers
+from ar1_ros.runtime.config import RuntimeConfig
 from ar1_ros.runtime.types import NS_PER_S, Observation, Skip, seconds_to_ns
 
 LABEL_KIND = 'label'
 Outcome = Tuple['Target', Union[Observation, Skip]]
+Progress = Callable[[int, int], None]  # (messages just read, messages in the bag)
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -162,3 +170,45 @@ class TargetSampler:
         out.extend((target, Skip(reason, detail)) for target in self._targets)
         self._targets = []
         return out
+
+
+class BagSampling:
+    """One bag's input stream through the node's own buffers, sampled at targets.
+
+    Construction checks that the bag has every input topic with its type and usable odometry
+    (BagError otherwise, naming what is missing). track: the bag's whole odometry (EgoTrack);
+    inputs: the BagInputs feeding the buffers (its `rejected` counts and `notes` say what was
+    refused).
+    """
+
+    def __init__(self, reader: BagReader, topics: TopicMap, runtime: RuntimeConfig):
+        topics.check(reader)
+        self.track, fault = EgoTrack.from_bag(reader, topics.ego_topic,
+                                              runtime.selection.max_ego_gap_s)
+        if not len(self.track):
+            raise fault or BagError(f'{reader.path}: no usable odometry on {topics.ego_topic}')
+        self._reader, self._topics, self._runtime = reader, topics, runtime
+        self._buffers = InputBuffers(runtime)
+        self.inputs = BagInputs(reader, topics, self._buffers)
+
+    def run(self, targets: Sequence[Target], tolerance_ns: int,
+            take: Callable[[List[Outcome]], None], progress: Optional[Progress] = None) -> None:
+        """Stream the bag; hand `take` the outcomes of `targets` as they come, in time order.
+
+        A read fault hands `take` the outcomes before it and the remaining targets skipped as
+        'read_fault', then raises its BagError.
+        """
+        progress = progress or (lambda n, total: None)
+        sampler = TargetSampler(self._buffers, targets, self._runtime.selection.max_input_age_s,
+                                tolerance_ns)
+        reader, topics = self._reader, self._topics.topics
+        total = sum(reader.message_count(t) for t in topics)
+        try:
+            for message in reader.messages(topics):
+                progress(1, total)
+                if self.inputs.feed(message) is None:
+                    take(sampler.step(message.log_ns))
+        except BagError as exc:
+            take(sampler.finish('read_fault', str(exc)))
+            raise
+        take(sampler.finish())

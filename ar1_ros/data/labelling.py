@@ -26,7 +26,7 @@ from typing import Callable, Dict, List, Optional, Protocol, Sequence
 from ar1_ros.data.bags import BagError, BagReader
 from ar1_ros.data.dataset_build import FUTURE_DT_S, FUTURE_STEPS
 from ar1_ros.data.dataset_shards import write_atomic
-from ar1_ros.data.dataset_targets import Outcome, TargetSampler, keyframes_of, plan_targets
+from ar1_ros.data.dataset_targets import BagSampling, Outcome, keyframes_of, plan_targets
 from ar1_ros.data.ego_track import EgoTrack
 from ar1_ros.data.label_drafts import Draft, DraftRejectedError, Priors, priors_from, rule_draft
 from ar1_ros.data.labels import DEFAULT_TOLERANCE_NS, CocLabel
@@ -36,8 +36,7 @@ from ar1_ros.data.meta_actions import (
     compatible,
     meta_action_from_path,
 )
-from ar1_ros.data.stream import BagInputs, TopicMap
-from ar1_ros.runtime.assembly import InputBuffers
+from ar1_ros.data.stream import TopicMap
 from ar1_ros.runtime.config import RuntimeConfig
 from ar1_ros.runtime.types import Observation, Skip
 
@@ -114,29 +113,12 @@ class _BagLabelling:
 
     def _stream(self, reader: BagReader) -> None:
         # The body of dataset_build._BagBuild._stream, with labels where it writes samples.
-        topics, runtime, tolerance = (self._settings.topics, self._settings.runtime,
-                                      self._settings.tolerance_ns)
-        topics.check(reader)
-        track, fault = EgoTrack.from_bag(reader, topics.ego_topic,
-                                         runtime.selection.max_ego_gap_s)
-        if not len(track):
-            raise fault or BagError(f'{reader.path}: no usable odometry on {topics.ego_topic}')
-        keyframes = keyframes_of(track.kinematics(), True, self._settings.uniform_s)
+        settings = self._settings
+        sampling = BagSampling(reader, settings.topics, settings.runtime)
+        keyframes = keyframes_of(sampling.track.kinematics(), True, settings.uniform_s)
         self.result.keyframes = len(keyframes)
-        buffers = InputBuffers(runtime)
-        inputs = BagInputs(reader, topics, buffers)
-        sampler = TargetSampler(buffers, plan_targets(keyframes, [], tolerance),
-                                runtime.selection.max_input_age_s, tolerance)
-        total = sum(reader.message_count(t) for t in topics.topics)
-        try:
-            for message in reader.messages(topics.topics):
-                self._progress(1, total)
-                if inputs.feed(message) is None:
-                    self._take(sampler.step(message.log_ns), track)
-        except BagError as exc:
-            self._take(sampler.finish('read_fault', str(exc)), track)
-            raise
-        self._take(sampler.finish(), track)
+        sampling.run(plan_targets(keyframes, [], settings.tolerance_ns), settings.tolerance_ns,
+                     lambda outcomes: self._take(outcomes, sampling.track), self._progress)
 
     def _take(self, outcomes: List[Outcome], track: EgoTrack) -> None:
         for target, observation in outcomes:

@@ -6,7 +6,7 @@ import numpy as np
 
 from ar1_ros.evaluation.records import KeyframeRecord
 from ar1_ros.runtime.config import RuntimeConfig
-from ar1_ros.runtime.overlay import draw_overlay
+from ar1_ros.runtime.overlay import calibration_mismatch, draw_overlay
 from ar1_ros.runtime.presentation import parse_decision, wrap_text
 from ar1_ros.runtime.types import CycleResult
 
@@ -45,12 +45,13 @@ def camera_picture(result: CycleResult, runtime: RuntimeConfig, preferred: str,
         return None, f'{name}: cannot decode ({exc})'
     spec = runtime.camera(name)
     note = f'{name} at t0'
-    if sample is not None and spec.calibrated:
+    mismatch = calibration_mismatch(spec, rgb.shape[1], rgb.shape[0])
+    if sample is not None and not mismatch:
         text = wrap_text(result.output.reasoning[sample], 56, 4)
         rgb = draw_overlay(rgb, result.output.trajectory_xyz[sample], spec, text)
         note += ', plan projected with the configured calibration'
     elif sample is not None:
-        note += ', not calibrated (no intrinsics/extrinsics configured): path not drawn'
+        note += f' ({mismatch}): path not drawn'
     scale = width / rgb.shape[1]
     if scale < 1:
         rgb = cv2.resize(rgb, (width, max(int(round(rgb.shape[0] * scale)), 1)),

@@ -49,6 +49,21 @@ def _calibration(spec: CameraSpec) -> Tuple[np.ndarray, np.ndarray, Tuple[float,
     return rotation, translation, tuple(float(v) for v in spec.intrinsics)
 
 
+def calibration_mismatch(spec: CameraSpec, width: int, height: int) -> str:
+    """Return why `spec` cannot project into a width x height [px] image; '' when it can.
+
+    Uncalibrated, or a principal point outside the image: intrinsics calibrated for another
+    resolution put a drawn path off the picture or in the wrong place, without any error.
+    """
+    if not spec.calibrated:
+        return f'camera {spec.name} has no intrinsics/extrinsics'
+    cx, cy = (float(v) for v in spec.intrinsics[2:4])
+    if 0.0 < cx < width and 0.0 < cy < height:
+        return ''
+    return (f'camera {spec.name}: principal point ({cx:g}, {cy:g}) outside the {width}x{height}'
+            ' image: the intrinsics are for another resolution')
+
+
 def _pixels(cam: np.ndarray, intrinsics: Tuple[float, ...]) -> np.ndarray:
     """Return (N, 2) pixel coordinates (u, v) of optical-frame points (N, 3) with z > 0."""
     fx, fy, cx, cy = intrinsics

@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 
 from ar1_ros.runtime.cameras import CameraSpec
-from ar1_ros.runtime.overlay import camera_from_ego, draw_overlay, project
+from ar1_ros.runtime.overlay import (
+    calibration_mismatch,
+    camera_from_ego,
+    draw_overlay,
+    project,
+)
 
 FX, FY, CX, CY = 500.0, 480.0, 320.0, 240.0
 H, W = 480, 640
@@ -136,3 +141,12 @@ def test_draw_overlay_rejects_bad_images():
         draw_overlay(np.zeros((H, W, 3), np.float32), _straight_plan(), _front(), [])
     with pytest.raises(ValueError, match='uint8'):
         draw_overlay(np.zeros((H, W), np.uint8), _straight_plan(), _front(), [])
+
+
+def test_calibration_mismatch_names_an_image_of_another_resolution():
+    spec = _front()
+    assert calibration_mismatch(spec, W, H) == ''
+    assert 'outside the 320x240 image' in calibration_mismatch(spec, W // 2, H // 2)
+    assert 'another resolution' in calibration_mismatch(spec, W, CY)
+    uncalibrated = CameraSpec('camera_front_wide_120fov', (FX, FY, CX, CY), None)
+    assert 'no intrinsics/extrinsics' in calibration_mismatch(uncalibrated, W, H)
