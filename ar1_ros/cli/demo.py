@@ -43,14 +43,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def node_overrides(checkpoint: Path, rig, cycle_hz: float) -> dict:
     """Node parameters of the demo: the checkpoint on the CPU, the overlay on front_wide."""
+    from ar1_ros.sim.rig import rig_parameters
     front = next(c for c in rig if c.camera_id == 'front_wide')
     return {'backend.kind': 'torch', 'backend.checkpoint': str(checkpoint.resolve()),
             'backend.vlm_path': '', 'backend.device': 'cpu', 'backend.dtype': 'float32',
             'backend.num_samples': 1, 'backend.greedy': True,
             'backend.max_reasoning_tokens': 48, 'cycle_rate_hz': float(cycle_hz),
             'output.overlay': True, 'output.overlay_camera': front.ar1_name,
-            'camera.front_wide.intrinsics': [front.fx, front.fy, front.cx, front.cy],
-            'camera.front_wide.extrinsics': [float(v) for v in front.extrinsics]}
+            **rig_parameters(rig)}
 
 
 def _episode(args, rig):

@@ -11,6 +11,7 @@ import sys
 from ar1_ros.cli.common import fail, print_usage
 
 PROG = 'ar1 sim'
+PARAMS = 'params.yaml'  # written next to the bags by generate
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -69,6 +70,17 @@ def _report(summary, reused: bool) -> None:
           f'{"  " + " ".join(faults) if faults else ""}', flush=True)
 
 
+def _write_params(out: Path, rig) -> Path:
+    """Write out/params.yaml, config/ar1.yaml with the rig's cameras calibrated; return it.
+
+    Overlays of `ar1 run`, `ar1 eval` and `ar1 label review` on these bags need it.
+    """
+    from ar1_ros.cli.eval import default_params
+    from ar1_ros.nodes.params_file import write_with_overrides
+    from ar1_ros.sim.rig import rig_parameters
+    return write_with_overrides(default_params(), out / PARAMS, rig_parameters(rig))
+
+
 def run_generate(args) -> int:
     """Record the episodes; see the module docstring for exit codes."""
     from ar1_ros.sim.generate import LABELS, generate, parse_scenarios, parse_seeds
@@ -86,7 +98,9 @@ def run_generate(args) -> int:
         print(f'{PROG}: interrupted; finished episodes are kept in {args.out}', file=sys.stderr)
         return 130
     bad = [e.bag for e in episodes if e.collided or e.off_road]
-    print(f'{len(episodes)} episodes in {args.out}; labels: {args.out / LABELS}')
+    params = _write_params(args.out, rig)
+    print(f'{len(episodes)} episodes in {args.out}; labels: {args.out / LABELS}; node '
+          f'parameters with the rig calibration: {params}')
     if bad:
         print(f'{PROG}: the expert collided or left the road in {", ".join(bad)}',
               file=sys.stderr)

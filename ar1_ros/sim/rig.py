@@ -101,6 +101,20 @@ def default_rig(width: int = DEFAULT_WIDTH, height: int = DEFAULT_HEIGHT
                  for cid, (name, fov, extrinsics) in _DEFAULTS.items())
 
 
+def rig_parameters(rig: Sequence[RigCamera]) -> Dict[str, list]:
+    """Return the node parameters that calibrate every camera of `rig` for overlays.
+
+    {'camera.<id>.intrinsics': [fx, fy, cx, cy], 'camera.<id>.extrinsics': [x, y, z, roll,
+    pitch, yaw]} in the node's convention, which the rig shares (runtime/overlay.py).
+    """
+    out: Dict[str, list] = {}
+    for camera in rig:
+        out[f'camera.{camera.camera_id}.intrinsics'] = [camera.fx, camera.fy, camera.cx,
+                                                         camera.cy]
+        out[f'camera.{camera.camera_id}.extrinsics'] = [float(v) for v in camera.extrinsics]
+    return out
+
+
 def load_rig(source: Union[str, Path, Mapping]) -> Tuple[RigCamera, ...]:
     """Return the rig of a YAML file (path) or dict, overriding default_rig.
 

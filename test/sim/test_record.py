@@ -170,3 +170,20 @@ def test_cli_usage_errors_exit_2(argv, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
     assert not (tmp_path / 'x').exists()
+
+
+def test_cli_writes_the_rig_calibration_for_overlays(tmp_path):
+    rig_file = tmp_path / 'rig.yaml'
+    rig_file.write_text('width: 96\nheight: 64\n')
+    out = tmp_path / 'world'
+    assert main(['sim', 'generate', '--scenarios', 'lead_brake', '--seeds', '1', '--out',
+                 str(out), '--rig', str(rig_file)]) == 0
+    from ar1_ros.nodes.params_file import load_config
+    from ar1_ros.runtime.overlay import calibration_mismatch
+    from ar1_ros.sim.rig import load_rig
+    runtime = load_config(out / 'params.yaml').runtime
+    for camera in load_rig(rig_file):
+        spec = runtime.camera(camera.ar1_name)
+        assert spec.intrinsics == pytest.approx((camera.fx, camera.fy, camera.cx, camera.cy))
+        assert spec.extrinsics == pytest.approx(camera.extrinsics)
+        assert calibration_mismatch(spec, 96, 64) == ''
