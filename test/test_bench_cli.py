@@ -12,6 +12,7 @@ import torch
 
 from ar1_ros.cli.main import main
 from ar1_ros.model import released
+from ar1_ros.runtime.backends import BackendSettings
 
 GOLDEN = Path(__file__).resolve().parent / 'fixtures' / 'ar1_tiny'
 TINY = ['--checkpoint', str(GOLDEN / 'checkpoint'), '--vlm-path', str(GOLDEN / 'base_vlm')]
@@ -76,6 +77,7 @@ def test_missing_checkpoint_is_refused(tmp_path, capsys):
     ['--released', '--flow-steps', '0'],
     ['--released', '--max-reasoning-tokens', 'x'],
     ['--released', '--dtype', 'float64'],
+    ['--released', '--preprocess-device', 'cuda'],
 ])
 def test_bad_arguments_are_usage_errors(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -117,6 +119,32 @@ def test_compiled_engines_are_timed(tmp_path, capsys):
     assert settings['compile_decode'] is True
     assert settings['expert_engine'] == 'compiled'
     assert settings['reasoning_tokens'] > 0
+
+
+@pytest.mark.parametrize('where', ['cpu', 'model'])
+def test_preprocess_device_is_timed_and_reported(tmp_path, capsys, where):
+    out = tmp_path / 'bench.json'
+    # 100x150 frames go through the resize, the part the flag moves.
+    code = main(['bench', *TINY, '--runs', '1', '--warmup', '0', '--flow-steps', '2',
+                 '--preprocess-device', where, '--height', '100', '--width', '150',
+                 '--json', str(out)])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    report = json.loads(out.read_text())
+    assert report['settings']['preprocess_device'] == where
+    assert report['settings']['images'] == '16 x 100x150'
+    assert f'(preprocess_device {where})' in text
+    assert report['stages_s']['preprocess']['median'] > 0
+
+
+def test_preprocess_device_defaults_to_the_node_default(tmp_path, capsys):
+    out = tmp_path / 'bench.json'
+    code = main(['bench', *TINY, '--runs', '1', '--warmup', '0', '--flow-steps', '2',
+                 '--max-reasoning-tokens', '2', '--height', '64', '--width', '128',
+                 '--json', str(out)])
+    assert code == 0, capsys.readouterr().out
+    assert json.loads(out.read_text())['settings']['preprocess_device'] == \
+        BackendSettings().preprocess_device
 
 
 def test_missing_exported_expert_is_refused(tmp_path, capsys):

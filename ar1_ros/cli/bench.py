@@ -4,9 +4,10 @@
     ar1 bench --released --device cuda            # random bf16 weights, 40 forced CoC tokens
 
 Inputs are synthetic: 4 cameras x 4 frames of random RGB (--height x --width, 320x576 by
-default, the release's size; other sizes go through the image processor's resize) and a
-straight 8 m/s history. Decoding is greedy with fixed flow noise. Publishing is the node's
-part: benchmarks/bench_node.py measures it.
+default, the release's size; other sizes go through the image processor's resize, e.g.
+--height 1080 --width 1920 with --preprocess-device cpu or model to time the resize on either
+side) and a straight 8 m/s history. Decoding is greedy with fixed flow noise. Publishing is
+the node's part: benchmarks/bench_node.py measures it.
 """
 import argparse
 import json
@@ -65,6 +66,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              '(backend.compile_decode)')
     parser.add_argument('--expert-engine', choices=('torch', 'compiled', 'onnx', 'tensorrt'),
                         default='torch', help="the expert's flow steps (backend.expert_engine)")
+    parser.add_argument('--preprocess-device', choices=('cpu', 'model'), default='model',
+                        help='resize and normalise the images on the cpu or on the model '
+                             'device (backend.preprocess_device)')
     parser.add_argument('--expert-file', default='',
                         help='exported expert for onnx/tensorrt (default <checkpoint>/onnx/)')
     parser.add_argument('--runs', type=_positive, default=5, help='timed runs')
@@ -161,7 +165,8 @@ def _measure(model, args: argparse.Namespace, device, engines: tuple) -> dict:
                                        num_samples=args.samples, num_flow_steps=args.flow_steps,
                                        noise=noise, sampling=sampling, forced_tokens=forced,
                                        reasoning=not args.no_reasoning,
-                                       decoder=engines[0], expert_step=engines[1])
+                                       decoder=engines[0], expert_step=engines[1],
+                                       preprocess_device=args.preprocess_device)
         if index >= args.warmup:
             runs.append(breakdown)
     dtype = str(next(model.network.parameters()).dtype).removeprefix('torch.')
@@ -170,6 +175,7 @@ def _measure(model, args: argparse.Namespace, device, engines: tuple) -> dict:
                 'flow_steps': len(runs[-1].flow_steps),
                 'reasoning': not args.no_reasoning, 'compile_decode': args.compile_decode,
                 'expert_engine': args.expert_engine,
+                'preprocess_device': args.preprocess_device,
                 'reasoning_tokens': runs[-1].reasoning_tokens,
                 'images': f'16 x {args.height}x{args.width}', 'warmup': args.warmup,
                 'runs': args.runs}
@@ -220,7 +226,8 @@ def _print(report: dict) -> None:
     s, m, stages = report['settings'], report['machine'], report['stages_s']
     print(f"ar1 bench: {s['model']} on {s['device']}/{s['dtype']}, {s['samples']} sample(s), "
           f"{s['flow_steps']} flow steps, {s['reasoning_tokens']} reasoning tokens, "
-          f"images {s['images']}, {s['warmup']} warm-up + {s['runs']} runs")
+          f"images {s['images']} (preprocess_device {s['preprocess_device']}), "
+          f"{s['warmup']} warm-up + {s['runs']} runs")
     print(f"machine: {m['cpu']} ({m['cpu_cores']} cores, {m['torch_threads']} torch threads, "
           f"load {m['load_average_1m']:.1f}), GPU {m['gpu'] or 'none'}, torch {m['torch']}, "
           f"transformers {m['transformers']}")

@@ -70,7 +70,8 @@ class AR1Model:
                 num_flow_steps: Optional[int] = None, noise=None, greedy: bool = False,
                 temperature: float = 0.6, top_p: float = 0.98, max_reasoning_tokens: int = 256,
                 generator: Optional[torch.Generator] = None,
-                reasoning: bool = True, expert_step=None, decoder=None) -> Prediction:
+                reasoning: bool = True, expert_step=None, decoder=None,
+                preprocess_device: Optional[str] = None) -> Prediction:
         """Predict `num_samples` trajectories (64 points, 6.4 s) with their reasoning.
 
         images: uint8 (n_cameras, n_frames, H, W, 3) RGB, cameras in prompt order;
@@ -81,6 +82,10 @@ class AR1Model:
         expert_step: run the expert's flow steps on an exported engine instead of torch (see
         inference.flow_actions; runtime.onnx_runner and trt_runner provide them).
         decoder: a static_decode.StaticDecoder for the reasoning (compiled, static cache).
+        preprocess_device: where the images are resized and normalised: None or 'cpu' (the
+        official pipeline, bit for bit), 'model' (uint8 frames copied to the weights' device
+        first; on a GPU within 1 grey level of 'cpu' at the release ratio, see
+        image_processing); ValueError for anything else.
         """
         if self.preprocessor is None:
             raise CheckpointError(
@@ -92,7 +97,8 @@ class AR1Model:
                 num_samples=num_samples, num_flow_steps=num_flow_steps, noise=noise,
                 greedy=greedy, temperature=temperature, top_p=top_p,
                 max_reasoning_tokens=max_reasoning_tokens, generator=generator,
-                reasoning=reasoning, expert_step=expert_step, decoder=decoder)
+                reasoning=reasoning, expert_step=expert_step, decoder=decoder,
+                preprocess_device=preprocess_device)
 
     def save_pretrained(self, path: PathLike, max_shard_bytes: int = 5 * 2**30,
                         state: Optional[dict] = None, check: bool = True) -> None:

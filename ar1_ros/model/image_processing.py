@@ -7,15 +7,20 @@ A torch-only re-implementation of what the official AR1 pipeline gets from trans
   [min_pixels, max_pixels]) with antialiased bicubic interpolation, the way torchvision resizes
   uint8 tensors: on CPU tensors (the official pipeline preprocesses on CPU) torch's native uint8
   kernel (`resize_kernel='uint8'`, default); on GPU tensors float32 interpolate, clamp to
-  0..255 and round (`resize_kernel='float32'`). The two differ by at most 1 grey level at the
-  release ratio (1080x1920 -> 320x576), but by up to ~20 levels on pixel noise at ratios near
-  1 (the uint8 kernel stays within 1-2 levels of PIL). No resize when the size already fits;
+  0..255 and round (`resize_kernel='float32'`, which torch's CPU-only uint8 kernel leaves as the
+  only choice there, so 'uint8' means 'float32' on any other device, as in torchvision). The two
+  differ by at most 1 grey level at the release ratio (1080x1920 -> 320x576), but by up to ~20
+  levels on pixel noise at ratios near 1 (the uint8 kernel stays within 1-2 levels of PIL). No
+  resize when the size already fits;
 * normalise `((u8 / 255) - mean) / std` in float32 (what the slow processor computes and what
   the golden fixtures hold bitwise; the fast processor's fused `(u8 - 127.5) / 127.5` differs
   by at most 6e-8);
 * flatten into rows of `[C][T][p][p]` (the still image repeated over T = temporal_patch_size),
   ordered per image by 2x2 merge window: for each merged cell (i, j) the patches (2i, 2j),
   (2i, 2j + 1), (2i + 1, 2j), (2i + 1, 2j + 1).
+
+Every step runs on the device of the input tensor (numpy input: the CPU) and the outputs stay
+there, so a caller can copy uint8 frames to the GPU and preprocess them there.
 """
 import json
 import math
@@ -146,9 +151,10 @@ class ImageProcessor:
     def __call__(self, images: ImageBatch) -> Tuple[torch.Tensor, torch.Tensor]:
         """Preprocess N images.
 
-        images: uint8 RGB, shape (N, H, W, 3) (channels last), numpy array or torch tensor.
-        Returns (pixel_values float32 (N * gh * gw, 3 * T * p * p), image_grid_thw int64 (N, 3)
-        with rows (1, gh, gw)), where (gh, gw) = smart_resize(H, W) // patch_size.
+        images: uint8 RGB, shape (N, H, W, 3) (channels last), numpy array or torch tensor on
+        any device. Returns (pixel_values float32 (N * gh * gw, 3 * T * p * p), image_grid_thw
+        int64 (N, 3) with rows (1, gh, gw)) on the images' device (numpy: CPU), where
+        (gh, gw) = smart_resize(H, W) // patch_size.
         """
         u8 = _as_uint8_nhwc(images).permute(0, 3, 1, 2)  # (N, 3, H, W), a view
         n, _, height, width = u8.shape
@@ -161,18 +167,22 @@ class ImageProcessor:
         # A still image fills all T temporal slots; expand is free, the reshape copies once.
         x = x.unsqueeze(6).expand(*x.shape[:6], t, p, p)
         pixel_values = x.reshape(n * gh * gw, 3 * t * p * p)
-        grid = torch.tensor([[1, gh, gw]], dtype=torch.int64).repeat(n, 1)
+        grid = torch.tensor([[1, gh, gw]], dtype=torch.int64, device=u8.device).repeat(n, 1)
         return pixel_values, grid
 
     def _normalize(self, x: torch.Tensor) -> torch.Tensor:
         """Map float32 0..255 values (N, 3, H, W) to ((x / 255) - mean) / std, float32."""
         # Divide by 255 rather than multiply by 1/255: that is the bitwise golden reference.
         x = x / (1.0 / self.rescale_factor)
-        return (x - self.image_mean) / self.image_std
+        mean, std = self.image_mean.to(x.device), self.image_std.to(x.device)  # no-op on CPU
+        return (x - mean) / std
 
 
 def _as_uint8_nhwc(images: ImageBatch) -> torch.Tensor:
-    """Return images as a uint8 torch tensor (N, H, W, 3); ValueError on anything else."""
+    """Return images as a uint8 torch tensor (N, H, W, 3) on their own device (numpy: CPU).
+
+    ValueError on anything else.
+    """
     if isinstance(images, np.ndarray):
         if images.dtype != np.uint8:
             raise ValueError(f'images must be uint8, got numpy {images.dtype}')
@@ -186,29 +196,43 @@ def _as_uint8_nhwc(images: ImageBatch) -> torch.Tensor:
         raise ValueError(f'images must be uint8, got {images.dtype}')
     if images.ndim != 4 or images.shape[-1] != 3 or images.shape[0] == 0:
         raise ValueError(f'images must be (N, H, W, 3) RGB with N >= 1, got {tuple(images.shape)}')
-    return images.cpu()
+    return images
 
 
-def _resize(u8: torch.Tensor, height: int, width: int, kernel: str) -> torch.Tensor:
+def _resize(u8: torch.Tensor, height: int, width: int, kernel: str,
+            batched: Optional[bool] = None) -> torch.Tensor:
     """Resize uint8 (N, 3, H, W) to float32 (N, 3, height, width) holding integers 0..255.
 
     Bicubic with antialias, align_corners=False, as torchvision's `resize` of a uint8 tensor:
     'uint8' calls torch's native uint8 kernel (fixed point, close to PIL), which torchvision uses
     for CPU tensors, so the official pipeline (it preprocesses on CPU) gets exactly this;
     'float32' is torchvision's path for GPU tensors: float32 interpolate, clamp to 0..255, round
-    half to even. Values stay float (exact integers) because they are normalised next.
+    half to even. Torch has the uint8 kernel on the CPU only, so any other device runs 'float32'.
+    batched: 'float32' in one interpolate call over all N images (default on non-CPU devices)
+    rather than image by image (default on the CPU); both give the same values. The result is
+    allocated on u8's device. Values stay float (exact integers) because they are normalised next.
     """
     if u8.shape[-2:] == (height, width):
         return u8.float()
     size = (height, width)
-    if kernel == 'uint8':
+    if kernel == 'uint8' and u8.device.type == 'cpu':
         return F.interpolate(u8, size=size, mode='bicubic', antialias=True,
                              align_corners=False).float()
-    out = torch.empty((u8.shape[0], 3, height, width), dtype=torch.float32)
+    n, device = u8.shape[0], u8.device
+    if batched is None:
+        batched = device.type != 'cpu'
+    if batched:
+        # A GPU runs all images in one launch; copy_ converts and makes the channels-last view
+        # contiguous in one pass, the layout the per-image path interpolates too.
+        frames = torch.empty(u8.shape, dtype=torch.float32, device=device).copy_(u8)
+        out = F.interpolate(frames, size=size, mode='bicubic', antialias=True,
+                            align_corners=False)
+        return out.clamp_(0, 255).round_()
+    out = torch.empty((n, 3, height, width), dtype=torch.float32, device=device)
     # Image by image into one reused contiguous buffer (copy_ converts and transposes in one
     # pass): about 2x faster on CPU than one batched call on a 16-image float copy.
-    buf = torch.empty((1, *u8.shape[1:]), dtype=torch.float32)
-    for i in range(u8.shape[0]):
+    buf = torch.empty((1, *u8.shape[1:]), dtype=torch.float32, device=device)
+    for i in range(n):
         out[i:i + 1] = F.interpolate(buf.copy_(u8[i:i + 1]), size=size, mode='bicubic',
                                      antialias=True, align_corners=False)
     return out.clamp_(0, 255).round_()

@@ -15,7 +15,13 @@ from ar1_ros.model.generation import Sampling, StopTokens, prefill_rollout, roll
 from ar1_ros.model.image_processing import ImageProcessor
 from ar1_ros.model.network import AR1Network
 from ar1_ros.model.onnx_expert import stack_cache
-from ar1_ros.model.prediction import Prediction, check_history, check_images, check_noise
+from ar1_ros.model.prediction import (
+    Prediction,
+    check_history,
+    check_images,
+    check_noise,
+    check_preprocess_device,
+)
 from ar1_ros.model.prompt import (
     SPECIAL_TOKENS,
     TRAJECTORY_REQUEST,
@@ -47,6 +53,9 @@ class Preprocessor:
                reasoning: bool = True) -> tuple:
         """Images (N, H, W, 3) uint8 + history ids -> (input_ids (1, L), pixels, grid).
 
+        pixels (P, D) float32 and grid (N, 3) int64 are computed on the images' device (numpy:
+        CPU); input_ids is a CPU tensor.
+
         reasoning False: the official trajectory-only prompt, its answer opened with
         `<|traj_future_start|>` (the prefix stage-2 training gives unlabelled samples).
         """
@@ -59,6 +68,32 @@ class Preprocessor:
                                      n_history_tokens=history_ids.shape[-1], **extra)
         input_ids = fuse_history_tokens(input_ids, history_ids, self.ids.traj_history)
         return input_ids, pixel_values, grid
+
+
+def device_prompt(pre: Preprocessor, images: torch.Tensor, history_ids: torch.Tensor,
+                  reasoning: bool, vlm_input: tuple, preprocess_device: str) -> tuple:
+    """Build the prompt and place it on the model: (input_ids (1, L), pixels, grid (N, 3)).
+
+    images: uint8 (N, H, W, 3); vlm_input: (device, dtype) of the backbone, pixels come out in
+    that dtype. preprocess_device 'cpu': resize, normalise and flatten on the CPU, then copy
+    the float pixels (the official pipeline, bit for bit); 'model': copy the uint8 frames and
+    do all of it on the device, where a GPU resizes with the float32 kernel (within 1 grey
+    level of the CPU's at the release ratio, see image_processing). On a CPU model both are the
+    same computation.
+    """
+    device, dtype = vlm_input
+    images = _frames_to(images, device) if preprocess_device == 'model' else images.cpu()
+    input_ids, pixels, grid = pre.prompt(images, history_ids, reasoning)
+    return input_ids.to(device), pixels.to(device, dtype), grid.to(device)
+
+
+def _frames_to(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Copy uint8 frames to `device`; to a GPU from page-locked memory, without waiting."""
+    if device.type != 'cuda' or images.device.type != 'cpu':
+        return images.to(device)
+    # A pinned source makes the copy a DMA queued on the stream ahead of the resize kernels
+    # (stream order keeps them correct); the caching host allocator reuses the pinned block.
+    return images.pin_memory().to(device, non_blocking=True)
 
 
 class _Clock:
@@ -82,8 +117,9 @@ def run_predict(net: AR1Network, pre: Preprocessor, images, ego_xyz, ego_rot, *,
                 temperature: float, top_p: float, max_reasoning_tokens: int,
                 generator: Optional[torch.Generator], reasoning: bool = True,
                 expert_step: Optional[ExpertStepFactory] = None,
-                decoder=None) -> Prediction:
+                decoder=None, preprocess_device: Optional[str] = None) -> Prediction:
     """Run AR1 on one observation; see AR1Model.predict for the arguments."""
+    preprocess_device = check_preprocess_device(preprocess_device)
     if num_samples < 1:
         raise ValueError(f'num_samples must be >= 1, got {num_samples}')
     if num_flow_steps is not None and num_flow_steps < 1:
@@ -94,12 +130,12 @@ def run_predict(net: AR1Network, pre: Preprocessor, images, ego_xyz, ego_rot, *,
     noise = check_noise(noise, num_samples, net.action_dims)
     clock = _Clock(device)
     hist_ids = pre.history_token_ids(xyz, net.hist_tokenizer)
-    input_ids, pixels, grid = pre.prompt(images, hist_ids, reasoning)
-    pixels = pixels.to(device, net.vlm.dtype)
+    input_ids, pixels, grid = device_prompt(pre, images, hist_ids, reasoning,
+                                            (device, net.vlm.dtype), preprocess_device)
     clock.lap('preprocess')
     stops = StopTokens(pre.ids.traj_token_start, int(pre.config.traj_vocab_size),
                        pre.ids.traj_future_start, pre.ids.eos, pre.ids.pad)
-    inputs = (net.vlm, input_ids.to(device), pixels, grid.to(device), num_samples)
+    inputs = (net.vlm, input_ids, pixels, grid, num_samples)
     roll = (rollout(*inputs, stops, sampling, generator, decoder=decoder) if reasoning
             else prefill_rollout(*inputs))
     clock.lap('reasoning')

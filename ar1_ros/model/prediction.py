@@ -7,6 +7,9 @@ import torch
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 N_HISTORY = 16
+# Where predict resizes and normalises the images: 'cpu' (the official pipeline's place) or
+# 'model' (the weights' device, a GPU's speed); None means 'cpu'.
+PREPROCESS_DEVICES = ('cpu', 'model')
 
 
 @dataclasses.dataclass
@@ -77,3 +80,13 @@ def check_noise(noise: Optional[ArrayLike], num_samples: int,
     if not torch.isfinite(noise).all():
         raise ValueError('noise contains NaN or infinite values')
     return noise
+
+
+def check_preprocess_device(value: Optional[str]) -> str:
+    """Return 'cpu' for None or 'cpu', 'model' for 'model'; ValueError naming the choices."""
+    if value is None:
+        return 'cpu'
+    if value not in PREPROCESS_DEVICES:
+        raise ValueError(f'preprocess_device must be None or one of {PREPROCESS_DEVICES}, '
+                         f'got {value!r}')
+    return value

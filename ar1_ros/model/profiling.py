@@ -3,7 +3,8 @@
 Stages (seconds on a monotonic clock, the GPU synchronised at every mark so each stage is
 charged its own work):
 
-    preprocess   history tokens, prompt ids, image processor, pixels to the device
+    preprocess   history tokens, prompt ids, image processor, pixels to the device (or the
+                 uint8 frames to the device first, with preprocess_device='model')
     vision       the backbone's vision tower alone (merged features + deepstack features)
     prefill      mRoPE positions, the language model over the prompt with those features,
                  lm_head, the per-sample cache copy
@@ -24,9 +25,19 @@ import torch
 from transformers import DynamicCache
 
 from ar1_ros.model.generation import Sampling, StopTokens, decode_loop, decode_step
-from ar1_ros.model.inference import Preprocessor, finish_prediction, flow_actions
+from ar1_ros.model.inference import (
+    Preprocessor,
+    device_prompt,
+    finish_prediction,
+    flow_actions,
+)
 from ar1_ros.model.network import AR1Network
-from ar1_ros.model.prediction import check_history, check_images, check_noise
+from ar1_ros.model.prediction import (
+    check_history,
+    check_images,
+    check_noise,
+    check_preprocess_device,
+)
 from ar1_ros.model.rope import mrope_positions
 
 STAGES = ('preprocess', 'vision', 'prefill', 'decode', 'flow', 'postprocess')
@@ -79,7 +90,8 @@ def profile_predict(net: AR1Network, pre: Preprocessor, images, ego_xyz, ego_rot
                     sampling: Optional[Sampling] = None,
                     generator: Optional[torch.Generator] = None,
                     forced_tokens: Optional[int] = None, reasoning: bool = True,
-                    decoder=None, expert_step=None) -> tuple:
+                    decoder=None, expert_step=None,
+                    preprocess_device: Optional[str] = None) -> tuple:
     """Run predict on one observation and time its stages.
 
     Args:
@@ -96,11 +108,13 @@ def profile_predict(net: AR1Network, pre: Preprocessor, images, ego_xyz, ego_rot
         reasoning: False times predict(reasoning=False): trajectory-only prompt, no decode.
         decoder, expert_step: the engines predict() takes (static_decode.StaticDecoder; an
             exported or compiled expert, see inference.flow_actions).
+        preprocess_device: None or 'cpu', or 'model' (see AR1Model.predict).
 
     Returns:
         tuple: (Prediction equal to AR1Model.predict's, Breakdown).
     """
     sampling = Sampling(greedy=True) if sampling is None else sampling
+    preprocess_device = check_preprocess_device(preprocess_device)
     if forced_tokens is not None:
         if forced_tokens < 1:
             raise ValueError(f'forced_tokens must be >= 1, got {forced_tokens}')
@@ -108,7 +122,7 @@ def profile_predict(net: AR1Network, pre: Preprocessor, images, ego_xyz, ego_rot
     with torch.inference_mode():
         return _profile(net, pre, (images, ego_xyz, ego_rot), num_samples, num_flow_steps,
                         noise, sampling, generator,
-                        (forced_tokens, reasoning, decoder, expert_step))
+                        (forced_tokens, reasoning, decoder, expert_step, preprocess_device))
 
 
 def _profile(net: AR1Network, pre: Preprocessor, inputs: tuple, num_samples: int,
@@ -121,10 +135,9 @@ def _profile(net: AR1Network, pre: Preprocessor, inputs: tuple, num_samples: int
     images, (xyz, rot) = check_images(inputs[0]), check_history(inputs[1], inputs[2])
     noise = check_noise(noise, num_samples, net.action_dims)
     timer = _Timer(device)
-    forced, reasoning, decoder, expert_step = mode
-    input_ids, pixels, grid = pre.prompt(images, pre.history_token_ids(xyz, net.hist_tokenizer),
-                                         reasoning)
-    prompt = (input_ids.to(device), pixels.to(device, net.vlm.dtype), grid.to(device))
+    forced, reasoning, decoder, expert_step, preprocess_device = mode
+    prompt = device_prompt(pre, images, pre.history_token_ids(xyz, net.hist_tokenizer),
+                           reasoning, (device, net.vlm.dtype), preprocess_device)
     timer.lap('preprocess')
     stops = StopTokens(pre.ids.traj_token_start, int(pre.config.traj_vocab_size),
                        pre.ids.traj_future_start, pre.ids.eos, pre.ids.pad)

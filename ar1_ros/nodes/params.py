@@ -56,6 +56,9 @@ NODE_PARAMETERS: Tuple[Tuple[str, Any, str], ...] = (
      'Exported expert (expert.onnx / expert.engine); empty = <checkpoint>/onnx/.'),
     ('backend.compile_decode', False,
      'Decode the reasoning on a static KV cache under torch.compile (CUDA graphs on GPUs).'),
+    ('backend.preprocess_device', 'model',
+     "Where images are resized and normalised: 'model' (the backend device; on a GPU within 1 "
+     "grey level of the official CPU pipeline at 1080p) or 'cpu' (bit for bit the official)."),
     ('backend.reasoning', True,
      'Write the Chain-of-Causation; false = trajectory only (trajectory-only prompt, no decode).'),
     ('backend.greedy', False, 'Greedy decoding of the reasoning instead of nucleus sampling.'),

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers.models.qwen2_vl import image_processing_pil_qwen2_vl as hf_qwen
 
-from ar1_ros.model.image_processing import ImageProcessor
+from ar1_ros.model.image_processing import ImageProcessor, _resize
 
 from .golden import BASE_VLM, CASES, load
 
@@ -164,3 +164,35 @@ def test_bad_settings():
         ImageProcessor(min_pixels=10, max_pixels=5)
     with pytest.raises(ValueError, match='resize_kernel'):
         ImageProcessor(resize_kernel='pil')
+
+
+@pytest.mark.parametrize(('size', 'limits'), [((1080, 1920), RELEASE), ((100, 150), TINY)])
+def test_float32_kernel_batched_equals_image_by_image(size, limits):
+    # The batched call is what a GPU runs; on CPU tensors it must give the loop's values.
+    proc = ImageProcessor(resize_kernel='float32', **limits)
+    u8 = torch.from_numpy(_scene(*size, n=3)).permute(0, 3, 1, 2)
+    new_h, new_w = proc.smart_resize(*size)
+    looped = _resize(u8, new_h, new_w, 'float32', batched=False)
+    batched = _resize(u8, new_h, new_w, 'float32', batched=True)
+    assert batched.shape == (3, 3, new_h, new_w)
+    assert torch.equal(batched, looped)
+    assert torch.equal(_resize(u8, new_h, new_w, 'float32'), looped)  # CPU default: the loop
+    # 'uint8' stays the uint8 kernel on the CPU: it is not the float one here.
+    assert not torch.equal(_resize(u8, new_h, new_w, 'uint8'), looped)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_cuda_images_are_preprocessed_on_the_gpu():
+    images = torch.from_numpy(_scene(1080, 1920, n=2))
+    proc = ImageProcessor.from_folder(BASE_VLM, **RELEASE)
+    pixels, grid = proc(images.cuda())
+    assert pixels.device.type == grid.device.type == 'cuda'
+    cpu_float, cpu_grid = ImageProcessor.from_folder(BASE_VLM, resize_kernel='float32',
+                                                     **RELEASE)(images)
+    assert torch.equal(grid.cpu(), cpu_grid)
+    # CUDA's float kernel may round an x.5 the other way: one level at most, rarely.
+    diff = (pixels.cpu() - cpu_float).abs()
+    assert diff.max() <= LEVEL + 1e-6
+    assert (diff > 1e-6).float().mean() < 1e-3
+    # Against the official CPU (uint8 kernel) pipeline: 1 level at the release ratio.
+    assert (pixels.cpu() - proc(images)[0]).abs().max() <= LEVEL + 1e-6

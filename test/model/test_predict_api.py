@@ -5,6 +5,8 @@ import torch
 
 from ar1_ros.model import AR1Model
 from ar1_ros.model.generation import Sampling, choose
+from ar1_ros.model.image_processing import ImageProcessor
+from ar1_ros.model.inference import device_prompt
 from model.golden import BASE_VLM, CHECKPOINT, load
 
 
@@ -86,6 +88,7 @@ def test_bad_inputs_raise_clear_errors(model, inputs, change, message):
     ({'temperature': 0.0}, 'temperature'),
     ({'top_p': 1.5}, 'top_p'),
     ({'max_reasoning_tokens': 0}, 'max_reasoning_tokens'),
+    ({'preprocess_device': 'cuda'}, r"preprocess_device must be None or one of \('cpu', "),
 ])
 def test_bad_settings_raise_clear_errors(model, inputs, kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -114,3 +117,27 @@ def test_reasoning_off_conditions_the_expert_like_stage2_training():
     assert not torch.allclose(off.trajectory_xyz, on.trajectory_xyz, atol=1e-3)
     again = model.predict(images, xyz, rot, num_samples=2, noise=noise, reasoning=False)
     assert torch.equal(again.trajectory_xyz, off.trajectory_xyz)
+
+
+def test_preprocessing_on_the_model_device_plans_as_on_the_cpu(model, inputs):
+    # 100x150 frames are resized (to 96x160), so the kernel each path picks shows in the plan.
+    images = torch.randint(0, 256, (2, 2, 100, 150, 3), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(5))
+    flat, pre = images.reshape(-1, 100, 150, 3), model.preprocessor
+    hist = pre.history_token_ids(inputs[1], model.network.hist_tokenizer)
+    cpu, on_model = (device_prompt(pre, flat, hist, True, (model.device, torch.float32), where)
+                     for where in ('cpu', 'model'))
+    assert all(torch.equal(a, b) for a, b in zip(cpu, on_model, strict=True))
+    # The float32 kernel (a GPU's) gives other pixels on these frames: the check can fail.
+    float_kernel = ImageProcessor.from_folder(BASE_VLM, resize_kernel='float32',
+                                              min_pixels=pre.images.min_pixels,
+                                              max_pixels=pre.images.max_pixels)
+    assert not torch.equal(float_kernel(flat)[0], cpu[1])
+    noise = torch.randn(2, 64, 2, generator=torch.Generator().manual_seed(1))
+    plans = [model.predict(images, *inputs[1:], num_samples=2, noise=noise, greedy=True,
+                           max_reasoning_tokens=16, preprocess_device=where)
+             for where in (None, 'cpu', 'model')]
+    for other in plans[1:]:
+        assert other.token_ids == plans[0].token_ids
+        assert torch.equal(other.trajectory_xyz, plans[0].trajectory_xyz)
+        assert torch.equal(other.actions, plans[0].actions)

@@ -74,6 +74,18 @@ def test_forced_length_generates_exactly_t_tokens(model, inputs):
         profile_predict(model.network, model.preprocessor, *inputs, forced_tokens=0)
 
 
+def test_profiler_preprocesses_where_predict_does(model, inputs):
+    resized = (torch.randint(0, 256, (2, 2, 100, 150, 3), dtype=torch.uint8), *inputs[1:])
+    noise = torch.zeros(1, 64, 2)
+    expected = model.predict(*resized, noise=noise, greedy=True, max_reasoning_tokens=40)
+    got, _ = profile_predict(model.network, model.preprocessor, *resized, noise=noise,
+                             preprocess_device='model')
+    assert got.token_ids == expected.token_ids
+    assert torch.equal(got.trajectory_xyz, expected.trajectory_xyz)
+    with pytest.raises(ValueError, match='preprocess_device'):
+        profile_predict(model.network, model.preprocessor, *inputs, preprocess_device='gpu')
+
+
 def test_summary_statistics():
     runs = [Breakdown({s: float(i) for s in STAGES}, [i / 10] * 3 + [9.0], [0.5] * 10, 4)
             for i in range(1, 6)]

@@ -37,6 +37,7 @@ def test_shipped_config(declared):
     assert all(c.compressed for c in config.inputs)
     assert config.backend.kind == 'torch'
     assert config.backend.dtype == 'bfloat16'
+    assert config.backend.preprocess_device == 'model'
     assert config.runtime.selection.frame_offsets_s == (-0.3, -0.2, -0.1, 0.0)
     assert config.runtime.camera('camera_front_wide_120fov').calibrated
     assert config['output.frame_id'] == 'base_link'
@@ -70,6 +71,7 @@ def test_every_yaml_key_is_a_declared_parameter(declared):
     ({'validator.max_accel': -20.0}, 'min_accel'),
     ({'backend.num_samples': 0}, 'num_samples'),
     ({'backend.kind': 'tensorrt'}, 'kind'),
+    ({'backend.preprocess_device': 'gpu'}, r"preprocess_device must be one of \('cpu', 'model'\)"),
     ({'output.overlay': True, 'output.overlay_camera': 'camera_cross_left_120fov'},
      'intrinsics and extrinsics'),
     ({'cycle_rate_hz': 0.0}, 'cycle_rate_hz'),

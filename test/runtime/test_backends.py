@@ -32,6 +32,7 @@ def _images(observation):
     ('temperature', 0.0),
     ('temperature', float('nan')), ('top_p', 0.0), ('top_p', 1.5), ('seed', 0.5),
     ('fake_mode', 'explode'), ('fake_delay_s', -1.0), ('checkpoint', None),
+    ('preprocess_device', 'cuda'), ('preprocess_device', None),
 ])
 def test_settings_reject_bad_values_naming_the_field(field, value):
     with pytest.raises(ValueError, match=f'backend {field} '):
@@ -41,9 +42,12 @@ def test_settings_reject_bad_values_naming_the_field(field, value):
 def test_settings_accept_valid_values():
     settings = BackendSettings(kind='fake', device='cuda:1', dtype='bfloat16', num_samples=3,
                                num_flow_steps=5, greedy=True, temperature=1, top_p=1.0,
-                               seed=-3, fake_mode='swerve', fake_delay_s=0)
+                               seed=-3, fake_mode='swerve', fake_delay_s=0,
+                               preprocess_device='cpu')
     assert settings.device == 'cuda:1'
     assert settings.seed == -3
+    assert settings.preprocess_device == 'cpu'
+    assert BackendSettings().preprocess_device == 'model'
 
 
 # ---- fake backend (test double) ---------------------------------------------------------------
@@ -163,6 +167,23 @@ def test_torch_matches_predict_with_the_cycle_seed(torch_backend):
     np.testing.assert_array_equal(out.trajectory_xyz, direct.trajectory_xyz.double().numpy())
     assert out.reasoning == direct.reasoning
     assert out.token_counts == [len(ids) for ids in direct.token_ids]
+
+
+@pytest.mark.parametrize('where', ['cpu', 'model'])
+def test_torch_passes_preprocess_device_to_predict(torch_backend, monkeypatch, where):
+    seen = []
+    predict = torch_backend.model.predict
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs['preprocess_device'])
+        return predict(*args, **kwargs)
+
+    monkeypatch.setattr(torch_backend.model, 'predict', spy)
+    monkeypatch.setattr(torch_backend, 'settings',
+                        dataclasses.replace(TORCH, preprocess_device=where))
+    observation = make_observation()
+    assert torch_backend.infer(_images(observation), observation).trajectory_xyz.shape[0] == 2
+    assert seen == [where]
 
 
 def test_torch_same_seed_and_t0_repeat_other_ones_differ(torch_backend):

@@ -18,6 +18,8 @@ BACKEND_KINDS = ('torch', 'fake')
 DTYPES = ('float32', 'bfloat16', 'float16')
 FAKE_MODES = ('nominal', 'raise', 'nan', 'swerve')
 EXPERT_ENGINES = ('torch', 'compiled', 'onnx', 'tensorrt')
+# model.prediction.PREPROCESS_DEVICES, spelled out: this module must not import torch.
+PREPROCESS_DEVICES = ('cpu', 'model')
 _DEVICE = re.compile(r'^(cpu|cuda(:\d+)?)$')
 
 
@@ -64,7 +66,9 @@ class BackendSettings:
     False plans without a CoC (trajectory-only prompt, no decoding); expert_engine 'torch',
     'compiled', 'onnx' or 'tensorrt' runs the expert's flow steps (expert_file: the exported
     file, '' = <checkpoint>/onnx/); compile_decode: reasoning decoded on a static cache under
-    torch.compile; greedy,
+    torch.compile; preprocess_device: images resized and normalised on the 'cpu' (the official
+    pipeline, bit for bit) or on the 'model' device (a GPU's float32 resize, within 1 grey
+    level at the release ratio; the same as 'cpu' on a CPU); greedy,
     temperature > 0 and 0 < top_p <= 1 drive the reasoning sampler; seed: with t0 it fixes every
     random draw of a cycle. fake_mode ('nominal', 'raise', 'nan', 'swerve') and fake_delay_s
     (>= 0, seconds slept per cycle) only affect the fake backend.
@@ -82,6 +86,7 @@ class BackendSettings:
     expert_engine: str = 'torch'
     expert_file: str = ''
     compile_decode: bool = False
+    preprocess_device: str = 'model'
     greedy: bool = False
     temperature: float = 0.6
     top_p: float = 0.98
@@ -112,6 +117,8 @@ class BackendSettings:
         _require(self.expert_engine in EXPERT_ENGINES, 'expert_engine',
                  f'must be one of {EXPERT_ENGINES}, got {self.expert_engine!r}')
         _require(isinstance(self.expert_file, str), 'expert_file', 'must be a string')
+        _require(self.preprocess_device in PREPROCESS_DEVICES, 'preprocess_device',
+                 f'must be one of {PREPROCESS_DEVICES}, got {self.preprocess_device!r}')
         _require(self.fake_mode in FAKE_MODES, 'fake_mode',
                  f'must be one of {FAKE_MODES}, got {self.fake_mode!r}')
         _require(_is_real(self.fake_delay_s) and self.fake_delay_s >= 0, 'fake_delay_s',

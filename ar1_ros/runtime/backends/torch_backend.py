@@ -82,7 +82,8 @@ class TorchBackend:
             num_samples=s.num_samples, num_flow_steps=s.num_flow_steps or None,
             greedy=s.greedy, temperature=s.temperature, top_p=s.top_p,
             max_reasoning_tokens=s.max_reasoning_tokens, generator=generator,
-            reasoning=s.reasoning, expert_step=self.expert_step, decoder=self.decoder)
+            reasoning=s.reasoning, expert_step=self.expert_step, decoder=self.decoder,
+            preprocess_device=s.preprocess_device)
         return to_backend_output(prediction, self.dt)
 
     def close(self) -> None:
