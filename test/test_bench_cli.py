@@ -10,9 +10,10 @@ import sys
 import pytest
 import torch
 
+from ar1_ros.cli import bench
 from ar1_ros.cli.main import main
 from ar1_ros.model import released
-from ar1_ros.runtime.backends import BackendSettings
+from ar1_ros.runtime.backends import DTYPES, BackendSettings
 
 GOLDEN = Path(__file__).resolve().parent / 'fixtures' / 'ar1_tiny'
 TINY = ['--checkpoint', str(GOLDEN / 'checkpoint'), '--vlm-path', str(GOLDEN / 'base_vlm')]
@@ -84,6 +85,32 @@ def test_bad_arguments_are_usage_errors(argv, capsys):
         main(['bench', *argv])
     assert exit_info.value.code == 2
     assert 'usage: ar1 bench' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('source', [TINY, ['--released']])
+def test_fp8_on_the_cpu_is_refused_before_building(monkeypatch, source, capsys):
+    # Room for the released weights: only the fp8 check can refuse.
+    monkeypatch.setattr(released, 'available_bytes', lambda device: 2**50)
+    monkeypatch.setattr(released, 'build_released', lambda device: pytest.fail('built'))
+    assert main(['bench', *source, '--dtype', 'fp8']) == 1
+    text = capsys.readouterr().out
+    assert 'REFUSED: backend.dtype fp8 needs a CUDA GPU of compute capability >= 8.9' in text
+    assert "device 'cpu'" in text
+
+
+@pytest.mark.skipif(not (torch.cuda.is_available()
+                         and torch.cuda.get_device_capability() >= (8, 9)),
+                    reason='needs CUDA sm89+')
+def test_fp8_is_timed_on_a_gpu(tmp_path, capsys):
+    out = tmp_path / 'bench.json'
+    code = main(['bench', *TINY, '--device', 'cuda', '--dtype', 'fp8', '--runs', '1',
+                 '--warmup', '1', '--json', str(out)])
+    assert code == 0, capsys.readouterr().out
+    assert json.loads(out.read_text())['settings']['dtype'] == 'fp8'
+
+
+def test_dtype_choices_are_the_backends():
+    assert bench.DTYPES == DTYPES
 
 
 def test_released_in_float32_is_a_usage_error(capsys):

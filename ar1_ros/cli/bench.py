@@ -2,6 +2,7 @@
 
     ar1 bench --checkpoint DIR [--vlm-path DIR] --device cuda --dtype bfloat16
     ar1 bench --released --device cuda            # random bf16 weights, 40 forced CoC tokens
+    ar1 bench --released --device cuda --dtype fp8  # the same, language model linears in fp8
 
 Inputs are synthetic: 4 cameras x 4 frames of random RGB (--height x --width, 320x576 by
 default, the release's size; other sizes go through the image processor's resize, e.g.
@@ -22,6 +23,8 @@ ROWS = (('preprocess', 'preprocess'), ('vision', 'vision encode'), ('prefill', '
         ('flow_per_step', '  per step'), ('postprocess', 'postprocess'), ('total', 'total'))
 COUNTED = {'decode': 'decode_per_token', 'flow': 'flow_per_step'}
 UNITS = {'decode': 'tokens', 'flow': 'steps'}
+# runtime.backends.DTYPES, spelled out: `ar1 --help` must not import the runtime (numpy).
+DTYPES = ('float32', 'bfloat16', 'float16', 'fp8')
 
 
 def _positive(text: str) -> int:
@@ -52,8 +55,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--vlm-path', type=Path, default=None,
                         help='local folder with the backbone config/tokenizer files')
     parser.add_argument('--device', default='cpu', help='cpu, cuda, cuda:1, ...')
-    parser.add_argument('--dtype', choices=('float32', 'bfloat16', 'float16'), default=None,
-                        help='weights dtype (default float32; --released is always bfloat16)')
+    parser.add_argument('--dtype', choices=DTYPES, default=None,
+                        help='as backend.dtype (default float32; --released: bfloat16 or fp8); '
+                             'fp8 needs CUDA compute capability >= 8.9')
     parser.add_argument('--samples', type=_positive, default=1, help='trajectory samples S')
     parser.add_argument('--flow-steps', type=_positive, default=None,
                         help='Euler steps K (default: the checkpoint config, 10)')
@@ -82,8 +86,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load or build the model, time it, print the table; exit 1 if it cannot be built."""
     import torch
-    if args.released and args.dtype not in (None, 'bfloat16'):
-        print('ar1 bench: --released runs in bfloat16 only', file=sys.stderr)
+    if args.released and args.dtype not in (None, 'bfloat16', 'fp8'):
+        print('ar1 bench: --released runs in bfloat16 (or fp8) only', file=sys.stderr)
         return 2
     device = torch.device(args.device)
     if device.type == 'cuda' and not torch.cuda.is_available():
@@ -102,18 +106,25 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace, device):
-    """Return the AR1Model to time, or None after printing why it cannot be had."""
-    import torch
+    """Return the AR1Model to time, or None after printing why it cannot be had.
 
-    from ar1_ros.model import AR1Model, CheckpointError
+    The checkpoint loads as the node loads it (runtime.backends.torch_backend.load_model);
+    fp8 where it cannot run is refused before anything is built or read.
+    """
+    from ar1_ros.model import CheckpointError
+    from ar1_ros.model.fp8 import FP8UnsupportedError, check_fp8_support, quantize_language_model
     from ar1_ros.model.released import InsufficientMemoryError, build_released
+    from ar1_ros.runtime.backends.torch_backend import load_model
     try:
+        if args.dtype == 'fp8':
+            check_fp8_support(device)
         if args.released:
-            return build_released(device)
-        dtype = getattr(torch, args.dtype or 'float32')
-        model = AR1Model.from_pretrained(args.checkpoint, dtype=dtype, device=device,
-                                         vlm_path=args.vlm_path)
-    except (CheckpointError, InsufficientMemoryError, OSError) as err:
+            model = build_released(device)
+            if args.dtype == 'fp8':
+                quantize_language_model(model.network)
+            return model
+        model = load_model(args.checkpoint, args.dtype or 'float32', device, args.vlm_path)
+    except (CheckpointError, InsufficientMemoryError, FP8UnsupportedError, OSError) as err:
         print(f'ar1 bench: REFUSED: {err}')
         return None
     if model.preprocessor is None:
@@ -169,7 +180,9 @@ def _measure(model, args: argparse.Namespace, device, engines: tuple) -> dict:
                                        preprocess_device=args.preprocess_device)
         if index >= args.warmup:
             runs.append(breakdown)
-    dtype = str(next(model.network.parameters()).dtype).removeprefix('torch.')
+    # fp8 keeps bfloat16 parameters outside the language model's linear layers.
+    dtype = 'fp8' if args.dtype == 'fp8' else str(
+        next(model.network.parameters()).dtype).removeprefix('torch.')
     settings = {'model': 'released (random weights)' if args.released else str(args.checkpoint),
                 'device': str(device), 'dtype': dtype, 'samples': args.samples,
                 'flow_steps': len(runs[-1].flow_steps),

@@ -42,7 +42,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--seeds', default='0', help='seeds: 3, 0-9 or 0,4,7-9 (default 0)')
     parser.add_argument('--out', type=Path, default=Path(DEFAULT_OUT), help='output folder')
     parser.add_argument('--device', default=None, help="torch device, e.g. 'cpu' or 'cuda'")
-    parser.add_argument('--dtype', default=None, help="'float32', 'bfloat16' or 'float16'")
+    parser.add_argument('--dtype', default=None,
+                        help="'float32', 'bfloat16', 'float16' or 'fp8' (CUDA sm89+)")
     parser.add_argument('--greedy', action='store_true',
                         help='greedy reasoning decode (deterministic; default: the params file)')
     parser.add_argument('--samples', type=int, default=None, metavar='N',

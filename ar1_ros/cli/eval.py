@@ -38,7 +38,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help='trajectories sampled per keyframe (minADE needs N > 1)')
     parser.add_argument('--out', type=Path, default=Path(DEFAULT_OUT), help='output folder')
     parser.add_argument('--device', default=None, help="torch device, e.g. 'cpu' or 'cuda'")
-    parser.add_argument('--dtype', default=None, help="'float32', 'bfloat16' or 'float16'")
+    parser.add_argument('--dtype', default=None,
+                        help="'float32', 'bfloat16', 'float16' or 'fp8' (CUDA sm89+)")
     parser.add_argument('--seed', type=int, default=None, help='sampling seed (with t0)')
     parser.add_argument('--max-keyframes', type=int, default=None, metavar='N',
                         help='stop each bag after N evaluated cycles')

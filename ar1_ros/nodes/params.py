@@ -46,7 +46,9 @@ NODE_PARAMETERS: Tuple[Tuple[str, Any, str], ...] = (
     ('backend.checkpoint', '', 'Folder of the AR1 checkpoint (config.json + safetensors).'),
     ('backend.vlm_path', '', 'Folder of the backbone VLM (tokenizer, processor); empty = auto.'),
     ('backend.device', 'cpu', "Torch device: 'cpu', 'cuda' or 'cuda:N'."),
-    ('backend.dtype', 'float32', "'float32', 'bfloat16' or 'float16'."),
+    ('backend.dtype', 'float32',
+     "'float32', 'bfloat16', 'float16' or 'fp8' (bfloat16, language model linear layers in "
+     'float8 via torchao; CUDA compute capability >= 8.9 only).'),
     ('backend.num_samples', 1, 'Trajectories sampled per cycle; the first valid is the plan.'),
     ('backend.num_flow_steps', 0, 'Flow-matching Euler steps; 0 = the checkpoint default.'),
     ('backend.max_reasoning_tokens', 256, 'Maximum Chain-of-Causation tokens per cycle.'),

@@ -20,3 +20,10 @@ def load(name: str) -> Tuple[Dict, Dict[str, torch.Tensor]]:
     """Return (json dict, tensors) of one fixture, e.g. 'action_space' or 'cases/case_000'."""
     meta = json.loads((GOLDEN / f'{name}.json').read_text())
     return meta, load_file(str(GOLDEN / f'{name}.safetensors'))
+
+
+def predict_inputs(case: str) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Return predict()'s (images uint8 (C, F, H, W, 3), history xyz (16, 3), rot (16, 3, 3))."""
+    _, tensors = load(f'cases/{case}')
+    images = tensors['inputs/image_frames'].permute(0, 1, 3, 4, 2).contiguous()
+    return images, tensors['inputs/ego_history_xyz'][0, 0], tensors['inputs/ego_history_rot'][0, 0]

@@ -7,7 +7,7 @@ from ar1_ros.model import AR1Model
 from ar1_ros.model.generation import Sampling, choose
 from ar1_ros.model.image_processing import ImageProcessor
 from ar1_ros.model.inference import device_prompt
-from model.golden import BASE_VLM, CHECKPOINT, load
+from model.golden import BASE_VLM, CHECKPOINT, load, predict_inputs
 
 
 @pytest.fixture(scope='module')
@@ -17,9 +17,7 @@ def model():
 
 @pytest.fixture(scope='module')
 def inputs():
-    _, tensors = load('cases/case_002')
-    images = tensors['inputs/image_frames'].permute(0, 1, 3, 4, 2).contiguous()
-    return images, tensors['inputs/ego_history_xyz'][0, 0], tensors['inputs/ego_history_rot'][0, 0]
+    return predict_inputs('case_002')
 
 
 def test_sampling_is_reproducible_with_a_generator(model, inputs):

@@ -3,13 +3,17 @@
 Each case: the fault yields a diagnostic, nothing unsafe is published as a plan, and the node
 keeps running (diagnostics keep coming; where the fault is transient, plans resume).
 """
+from pathlib import Path
+
 from lifecycle_msgs.msg import State
 import pytest
 from rclpy.lifecycle import TransitionCallbackReturn
 from ros.harness import Harness, fake_overrides, stamp_ns
+import torch
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 WARN, ERROR = b'\x01', b'\x02'
+TINY = str(Path(__file__).resolve().parents[1] / 'fixtures' / 'ar1_tiny' / 'checkpoint')
 
 
 @pytest.fixture
@@ -166,6 +170,10 @@ def test_stale_result_is_dropped(make_harness):
     ({'camera.front_tele.ar1_name': 'camera_roof_360'}, 'camera_roof_360'),
     ({'cycle_rate_hz': -1.0}, 'cycle_rate_hz'),
     ({'backend.kind': 'torch', 'backend.checkpoint': '/nonexistent/ar1'}, '/nonexistent/ar1'),
+    pytest.param({'backend.kind': 'torch', 'backend.checkpoint': TINY, 'backend.device': 'cuda',
+                  'backend.dtype': 'fp8'}, 'model load failed: FP8UnsupportedError: backend.dtype '
+                 'fp8 needs a CUDA GPU', marks=pytest.mark.skipif(
+                     torch.cuda.is_available(), reason='needs a machine without CUDA')),
 ])
 def test_configuration_errors_leave_the_node_up(make_harness, overrides, needle):
     h = make_harness(overrides=fake_overrides(**overrides), active=False)

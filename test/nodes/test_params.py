@@ -71,6 +71,7 @@ def test_every_yaml_key_is_a_declared_parameter(declared):
     ({'validator.max_accel': -20.0}, 'min_accel'),
     ({'backend.num_samples': 0}, 'num_samples'),
     ({'backend.kind': 'tensorrt'}, 'kind'),
+    ({'backend.dtype': 'fp8', 'backend.device': 'cpu'}, "fp8 needs a CUDA device .* 'cpu'"),
     ({'backend.preprocess_device': 'gpu'}, r"preprocess_device must be one of \('cpu', 'model'\)"),
     ({'output.overlay': True, 'output.overlay_camera': 'camera_cross_left_120fov'},
      'intrinsics and extrinsics'),

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from ar1_ros.model.fp8 import FP8UnsupportedError
 from ar1_ros.runtime.backends import BackendSettings, InferenceBackend, create_backend
+from ar1_ros.runtime.backends import torch_backend as torch_backend_module
 from ar1_ros.runtime.backends.fake import FakeBackend
 from ar1_ros.runtime.backends.torch_backend import TorchBackend, cycle_seed
 from ar1_ros.runtime.config import ValidatorConfig
@@ -48,6 +50,14 @@ def test_settings_accept_valid_values():
     assert settings.seed == -3
     assert settings.preprocess_device == 'cpu'
     assert BackendSettings().preprocess_device == 'model'
+    assert BackendSettings(device='cuda:1', dtype='fp8').dtype == 'fp8'
+
+
+@pytest.mark.parametrize('kind', ['torch', 'fake'])
+def test_settings_refuse_fp8_on_a_cpu_device(kind):
+    with pytest.raises(ValueError, match="backend dtype fp8 needs a CUDA device of compute "
+                                         r"capability >= 8\.9, got device 'cpu'"):
+        BackendSettings(kind=kind, device='cpu', dtype='fp8')
 
 
 # ---- fake backend (test double) ---------------------------------------------------------------
@@ -223,6 +233,27 @@ def test_torch_missing_checkpoint_names_the_path(tmp_path):
 def test_torch_cuda_without_cuda_is_refused():
     with pytest.raises(RuntimeError, match='CUDA is not available'):
         create_backend(dataclasses.replace(TORCH, device='cuda'))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='needs a machine without CUDA')
+def test_torch_fp8_without_cuda_says_what_fp8_needs():
+    with pytest.raises(FP8UnsupportedError,
+                       match=r"fp8 needs a CUDA GPU .*'cuda' was requested but CUDA is not"):
+        create_backend(dataclasses.replace(TORCH, device='cuda', dtype='fp8'))
+
+
+def test_torch_fp8_on_an_older_gpu_is_refused_before_loading(monkeypatch):
+    import torchao.quantization  # noqa: F401 - imported for real first, never under the fake
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'get_device_capability', lambda device=None: (8, 6))
+    monkeypatch.setattr(torch.cuda, 'get_device_name', lambda device=None: 'Fake A10')
+
+    def load(*args):
+        raise AssertionError('the model was loaded before the fp8 check')
+    monkeypatch.setattr(torch_backend_module, 'load_model', load)
+    with pytest.raises(FP8UnsupportedError,
+                       match=r"'cuda:0' \(Fake A10\) has compute capability 8\.6"):
+        create_backend(dataclasses.replace(TORCH, device='cuda:0', dtype='fp8'))
 
 
 def test_torch_refuses_work_after_close():

@@ -19,9 +19,9 @@ ROS_MODULES = frozenset({
 })
 
 # Third-party modules the model layer may use: "torch/transformers only" plus their numeric and
-# file-format companions.
+# file-format companions, and torchao (PyTorch's own quantization extension: model/fp8.py).
 MODEL_THIRD_PARTY = frozenset({
-    'torch', 'transformers', 'numpy', 'safetensors', 'tokenizers', 'PIL', 'jinja2',
+    'torch', 'transformers', 'numpy', 'safetensors', 'tokenizers', 'PIL', 'jinja2', 'torchao',
 })
 
 

@@ -15,7 +15,9 @@ import numpy as np
 from ar1_ros.runtime.types import BackendOutput, Observation
 
 BACKEND_KINDS = ('torch', 'fake')
-DTYPES = ('float32', 'bfloat16', 'float16')
+# 'fp8': bfloat16 weights with the language model's linear layers in float8 (torchao), CUDA
+# compute capability >= 8.9 only; checked when the model loads (ar1_ros.model.fp8).
+DTYPES = ('float32', 'bfloat16', 'float16', 'fp8')
 FAKE_MODES = ('nominal', 'raise', 'nan', 'swerve')
 EXPERT_ENGINES = ('torch', 'compiled', 'onnx', 'tensorrt')
 # model.prediction.PREPROCESS_DEVICES, spelled out: this module must not import torch.
@@ -61,17 +63,18 @@ class BackendSettings:
 
     kind: 'torch' (AR1Model) or 'fake' (test double). checkpoint: checkpoint folder; vlm_path:
     backbone folder ('' = resolved from the checkpoint). device: 'cpu', 'cuda' or 'cuda:N';
-    dtype: 'float32', 'bfloat16' or 'float16'. num_samples >= 1 trajectories per cycle;
-    num_flow_steps: Euler steps (0 = checkpoint default); max_reasoning_tokens >= 1; reasoning
-    False plans without a CoC (trajectory-only prompt, no decoding); expert_engine 'torch',
-    'compiled', 'onnx' or 'tensorrt' runs the expert's flow steps (expert_file: the exported
-    file, '' = <checkpoint>/onnx/); compile_decode: reasoning decoded on a static cache under
-    torch.compile; preprocess_device: images resized and normalised on the 'cpu' (the official
-    pipeline, bit for bit) or on the 'model' device (a GPU's float32 resize, within 1 grey
-    level at the release ratio; the same as 'cpu' on a CPU); greedy,
-    temperature > 0 and 0 < top_p <= 1 drive the reasoning sampler; seed: with t0 it fixes every
-    random draw of a cycle. fake_mode ('nominal', 'raise', 'nan', 'swerve') and fake_delay_s
-    (>= 0, seconds slept per cycle) only affect the fake backend.
+    dtype: 'float32', 'bfloat16', 'float16' or 'fp8' (bfloat16 with the language model's linear
+    layers in float8; a CUDA device only, capability >= 8.9 checked at load). num_samples >= 1
+    trajectories per cycle; num_flow_steps: Euler steps (0 = checkpoint default);
+    max_reasoning_tokens >= 1; reasoning False plans without a CoC (trajectory-only prompt, no
+    decoding); expert_engine 'torch', 'compiled', 'onnx' or 'tensorrt' runs the expert's flow
+    steps (expert_file: the exported file, '' = <checkpoint>/onnx/); compile_decode: reasoning
+    decoded on a static cache under torch.compile; preprocess_device: images resized and
+    normalised on the 'cpu' (the official pipeline, bit for bit) or on the 'model' device (a
+    GPU's float32 resize, within 1 grey level at the release ratio; the same as 'cpu' on a CPU);
+    greedy, temperature > 0 and 0 < top_p <= 1 drive the reasoning sampler; seed: with t0 it
+    fixes every random draw of a cycle. fake_mode ('nominal', 'raise', 'nan', 'swerve') and
+    fake_delay_s (>= 0, seconds slept per cycle) only affect the fake backend.
     """
 
     kind: str = 'torch'
@@ -102,6 +105,11 @@ class BackendSettings:
         _require(isinstance(self.device, str) and bool(_DEVICE.match(self.device)), 'device',
                  f"must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
         _require(self.dtype in DTYPES, 'dtype', f'must be one of {DTYPES}, got {self.dtype!r}')
+        # Known without torch: torchao's fp8 path runs on CUDA GPUs only, so a CPU device is a
+        # parameter error, reported before any load is tried.
+        _require(self.dtype != 'fp8' or self.device.startswith('cuda'), 'dtype',
+                 'fp8 needs a CUDA device of compute capability >= 8.9, got device '
+                 f'{self.device!r}')
         for name, low in (('num_samples', 1), ('num_flow_steps', 0),
                           ('max_reasoning_tokens', 1)):
             value = getattr(self, name)

@@ -6,12 +6,16 @@ import numpy as np
 import torch
 
 from ar1_ros.model import AR1Model, Prediction
+from ar1_ros.model.fp8 import check_fp8_support, load_fp8
 from ar1_ros.model.static_decode import StaticDecoder
 from ar1_ros.runtime.backends.base import BackendSettings, check_images
 from ar1_ros.runtime.backends.expert_engines import make_expert_step
 from ar1_ros.runtime.types import BackendOutput, Observation
 
 TORCH_DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
+# backend.dtype 'fp8' is no torch dtype: bfloat16 weights, the language model's linear layers
+# converted to float8 by torchao at load (ar1_ros.model.fp8).
+FP8 = 'fp8'
 _U64 = 2 ** 64
 
 
@@ -36,12 +40,27 @@ def _existing_folder(path: str, what: str) -> Path:
     return folder
 
 
+def load_model(folder: Path, dtype: str, device: torch.device,
+               vlm_path: Optional[Path] = None) -> AR1Model:
+    """Load the checkpoint with backend.dtype `dtype` (a TORCH_DTYPES key or 'fp8') on device.
+
+    The node, offline evaluation and `ar1 bench` all load through here, so they time and run
+    the same model. 'fp8' raises FP8UnsupportedError before reading anything where it cannot run.
+    """
+    if dtype == FP8:
+        return load_fp8(folder, device, vlm_path)
+    return AR1Model.from_pretrained(folder, dtype=TORCH_DTYPES[dtype], device=device,
+                                    vlm_path=vlm_path)
+
+
 class TorchBackend:
     """AR1Model.from_pretrained + predict behind the InferenceBackend contract.
 
     Raises FileNotFoundError (naming the path) for a missing checkpoint or vlm folder,
-    RuntimeError for a CUDA device without CUDA; CheckpointError from the loader passes
-    through. model_id is the checkpoint folder's name.
+    RuntimeError for a CUDA device without CUDA, FP8UnsupportedError (a RuntimeError naming the
+    device and its capability) for dtype 'fp8' where it cannot run, both before any weight is
+    read; CheckpointError from the loader passes through. model_id is the checkpoint folder's
+    name.
     """
 
     name = 'torch'
@@ -52,13 +71,16 @@ class TorchBackend:
         if settings.vlm_path:
             vlm_path = _existing_folder(settings.vlm_path, 'vlm_path')
         self.device = torch.device(settings.device)
+        if settings.dtype == FP8:
+            # First: its message says what fp8 needs, which "CUDA is not available" would not.
+            check_fp8_support(self.device)
         if self.device.type == 'cuda' and not torch.cuda.is_available():
             raise RuntimeError(f'backend device {settings.device!r} requested but CUDA is not '
                                f'available')
         self.settings = settings
         self.model_id = folder.resolve().name
-        self.model: Optional[AR1Model] = AR1Model.from_pretrained(
-            folder, dtype=TORCH_DTYPES[settings.dtype], device=self.device, vlm_path=vlm_path)
+        self.model: Optional[AR1Model] = load_model(folder, settings.dtype, self.device,
+                                                    vlm_path)
         self.dt = float(self.model.network.action_space.dt)
         self.expert_step = make_expert_step(settings.expert_engine, settings.expert_file, folder,
                                             self.model.network)
