@@ -140,13 +140,21 @@ def draw_overlay(rgb: np.ndarray, xyz: np.ndarray, spec: CameraSpec,
 
     xyz (N, 3): the plan in the ego frame at t0, drawn on the ego ground plane (z = 0) as a
     polyline from the ego origin; text_lines: already wrapped lines (non-ASCII shown as '?'),
-    drawn top left. spec must be calibrated for the image as received (ValueError otherwise).
+    drawn top left. spec must be calibrated (ValueError otherwise), for the image as received:
+    when its principal point lies outside the image (calibration_mismatch), the path is not
+    drawn and the first text lines say so, instead of a path drawn off the picture unnoticed.
     """
     rgb = np.asarray(rgb)
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f'draw_overlay needs (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}')
     _calibration(spec)
     out = np.array(rgb, order='C', copy=True)
-    _draw_path(out, xyz, spec)
+    cx, cy = (float(v) for v in spec.intrinsics[2:4])
+    if calibration_mismatch(spec, out.shape[1], out.shape[0]):
+        text_lines = [f'PATH NOT DRAWN: {spec.name} intrinsics (cx {cx:g}, cy {cy:g})',
+                      f'are for another resolution than {out.shape[1]}x{out.shape[0]}',
+                      *text_lines]
+    else:
+        _draw_path(out, xyz, spec)
     _draw_text(out, list(text_lines))
     return out

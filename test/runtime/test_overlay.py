@@ -150,3 +150,13 @@ def test_calibration_mismatch_names_an_image_of_another_resolution():
     assert 'another resolution' in calibration_mismatch(spec, W, CY)
     uncalibrated = CameraSpec('camera_front_wide_120fov', (FX, FY, CX, CY), None)
     assert 'no intrinsics/extrinsics' in calibration_mismatch(uncalibrated, W, H)
+
+
+def test_draw_overlay_says_so_instead_of_drawing_with_another_resolution_s_intrinsics():
+    rgb = np.zeros((H // 2, W // 2, 3), np.uint8)  # the camera's principal point is off it
+    out = draw_overlay(rgb, _straight_plan(), _front(), [])
+    changed = (out != rgb).any(axis=2)
+    assert changed[:40].any(), 'the reason is written at the top left'
+    assert not changed[H // 4:].any(), 'no path (nor anything else) below the text box'
+    green = (out[..., 1] > 200) & (out[..., 0] < 80)
+    assert not green.any()
